@@ -1,0 +1,47 @@
+"""Input validation shared by every construction: clear errors, never a silent NaN.
+
+Each check names the parameter and the allowed range in its message.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def as_batch(name: str, value: ArrayLike, ndim: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``value`` as a finite tensor with ``ndim`` dims, a leading batch dim added if it has ``ndim - 1``."""
+    tensor = torch.as_tensor(value, dtype=dtype)
+    if tensor.ndim == ndim - 1:
+        tensor = tensor.unsqueeze(0)
+    if tensor.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim - 1} or {ndim} dimensions (with a leading batch), got shape {tuple(tensor.shape)}")
+    if tensor.numel() and not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf); all entries must be finite")
+    return tensor
+
+
+def integer_in(name: str, value: int, low: int, high: float = math.inf) -> int:
+    """``value`` as an int in ``[low, high]``."""
+    if isinstance(value, bool) or int(value) != value or not (low <= value <= high):
+        upper = "" if high == math.inf else f" and <= {int(high)}"
+        raise ValueError(f"{name} must be an integer >= {low}{upper}, got {value!r}")
+    return int(value)
+
+
+def positive(name: str, value: float, high: float = math.inf) -> float:
+    """``value`` as a finite float in ``(0, high]``."""
+    if not (math.isfinite(value) and 0 < value <= high):
+        upper = "" if high == math.inf else f" and <= {high:g}"
+        raise ValueError(f"{name} must be finite and > 0{upper}, got {value!r}")
+    return float(value)
+
+
+def dtype_of(name: str, dtype: torch.dtype) -> torch.dtype:
+    if dtype not in (torch.float64, torch.float32):
+        raise ValueError(f"{name} must be torch.float64 or torch.float32, got {dtype}")
+    return dtype

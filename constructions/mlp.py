@@ -1,0 +1,134 @@
+"""ReLU MLP layers whose hidden units are declared by the subspaces they read and write.
+
+An MLP adds $W_2\\,\\sigma(W_1 h)$ to every token, with biases read from the constant
+subspace ``one`` (the bias trick: every token carries 1 there).
+
+Hidden units come in *groups*. A group of size $k$ reads blocks of size $k$
+coordinate by coordinate (blocks of size 1 broadcast to all $k$ units), so
+
+.. math::
+
+    \\text{unit}_a = \\sigma\\Big(\\sum_{b} c_b\\, h[b]_a + \\beta\\Big), \\qquad
+    h[w]_a \\mathrel{+}= \\gamma_w\\, \\text{unit}_a .
+
+``MLPBuilder.group(read={"s": 1.0}, bias=-t, write={"f": w})`` is one hinge
+$w\\,\\sigma(s - t)$ of a piecewise-linear function; ``read={"vn": 1.0},
+write={"v": 1.0, "vn": -1.0}`` together with its negative twin moves ``vn`` into ``v``
+exactly (since $t = \\sigma(t) - \\sigma(-t)$). Exact moves of that kind live in
+:mod:`constructions.moves`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .residual import DEFAULT_DTYPE, ResidualLayout
+from .weights import Coefficient
+
+BIAS = "one"
+
+
+@dataclass
+class UnitGroup:
+    """A named group of hidden units (for inspection and width accounting)."""
+
+    label: str
+    start: int
+    size: int
+
+
+class MLPBuilder:
+    """Collects hidden-unit groups, then builds an :class:`MLP`."""
+
+    def __init__(self, layout: ResidualLayout, label: str = ""):
+        if BIAS not in layout:
+            raise ValueError(f"an MLP needs a constant subspace {BIAS!r} for its biases; the layout has {layout.names}")
+        self.layout = layout
+        self.label = label
+        self._read: list[torch.Tensor] = []
+        self._write: list[torch.Tensor] = []
+        self.groups: list[UnitGroup] = []
+        self._width = 0
+
+    def group(
+        self,
+        read: dict[str, Coefficient],
+        write: dict[str, Coefficient],
+        *,
+        bias: Coefficient = 0.0,
+        label: str = "",
+    ) -> "MLPBuilder":
+        """Add $k$ units $\\sigma(\\sum_b c_b h[b] + \\beta)$ writing $\\gamma_w\\,\\text{unit}$ into each ``w``.
+
+        $k$ is the common size of the blocks of size > 1 named in ``read`` and ``write``;
+        coefficients may be scalars or length-$k$ tensors (one per unit).
+        """
+        sizes = {self.layout.size(n) for n in [*read, *write]} - {1}
+        if len(sizes) > 1:
+            raise ValueError(f"MLP group {label!r}: blocks {[*read, *write]} have different sizes {sorted(sizes)}")
+        k = sizes.pop() if sizes else 1
+        w_in = torch.zeros(self.layout.dim, k, dtype=DEFAULT_DTYPE)
+        w_out = torch.zeros(k, self.layout.dim, dtype=DEFAULT_DTYPE)
+        units = torch.arange(k)
+        for name, coeff in [*read.items(), (BIAS, bias)]:
+            block = self.layout[name]
+            rows = block.start + (units if block.size == k else torch.zeros(k, dtype=torch.long))
+            w_in[rows, units] += _per_unit(coeff, k, f"read {name}")
+        for name, coeff in write.items():
+            block = self.layout[name]
+            cols = block.start + (units if block.size == k else torch.zeros(k, dtype=torch.long))
+            w_out[units, cols] += _per_unit(coeff, k, f"write {name}")
+        self._read.append(w_in)
+        self._write.append(w_out)
+        self.groups.append(UnitGroup(label or f"group{len(self.groups)}", self._width, k))
+        self._width += k
+        return self
+
+    def build(self) -> "MLP":
+        if not self.groups:
+            raise ValueError(f"MLP {self.label!r} has no hidden units")
+        return MLP(
+            layout=self.layout,
+            w_in=torch.cat(self._read, dim=1),
+            w_out=torch.cat(self._write, dim=0),
+            groups=list(self.groups),
+            label=self.label,
+        )
+
+
+@dataclass
+class MLP:
+    """$h \\mathrel{+}= W_{out}^\\top\\,\\sigma(W_{in}^\\top h)$; ``w_in`` is ``(D, width)``, ``w_out`` is ``(width, D)``."""
+
+    layout: ResidualLayout
+    w_in: torch.Tensor
+    w_out: torch.Tensor
+    groups: list[UnitGroup]
+    label: str = ""
+    kind: str = field(default="mlp", init=False)
+
+    @property
+    def width(self) -> int:
+        return self.w_in.shape[1]
+
+    def hidden(self, stream: torch.Tensor) -> torch.Tensor:
+        return torch.relu(stream @ self.w_in.to(stream))
+
+    def __call__(self, stream: torch.Tensor) -> torch.Tensor:
+        return self.hidden(stream) @ self.w_out.to(stream)
+
+    def named_weights(self) -> dict[str, torch.Tensor]:
+        return {"w_in": self.w_in, "w_out": self.w_out}
+
+    def describe(self) -> str:
+        groups = ", ".join(f"{g.label}[{g.size}]" for g in self.groups)
+        return f"mlp {self.label!r} (width {self.width}): {groups}"
+
+
+def _per_unit(coeff: Coefficient, k: int, what: str) -> torch.Tensor:
+    value = torch.as_tensor(coeff, dtype=DEFAULT_DTYPE)
+    if value.numel() not in (1, k):
+        raise ValueError(f"MLP {what}: coefficient has {value.numel()} entries, expected 1 or {k}")
+    return value.reshape(-1).expand(k) if value.numel() == 1 else value.reshape(k)

@@ -1,0 +1,87 @@
+"""Piecewise-linear approximation of a scalar function by ReLU hinges.
+
+On knots $t_0 < \\dots < t_M$ with values $f_m = f(t_m)$ and slopes
+$\\sigma_m = (f_{m+1}-f_m)/(t_{m+1}-t_m)$,
+
+.. math::
+
+    \\hat f(s) = f_0 + \\sum_{m=0}^{M} w_m\\,\\sigma(s - t_m), \\qquad
+    w_0 = \\sigma_0,\\ w_m = \\sigma_m - \\sigma_{m-1}\\ (1 \\le m < M),\\ w_M = -\\sigma_{M-1},
+
+interpolates $f$ on $[t_0, t_M]$ and is flat outside it ($\\hat f = f_0$ below,
+$f_M$ above). The MLP that computes it has $M + 2$ units: $M + 1$ hinges and one
+unit $\\sigma(\\mathrm{one})$ for the constant $f_0$. Its error bounds are in
+:mod:`theory.interpolation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .mlp import MLPBuilder
+
+
+def geometric_knots(low: float, high: float, intervals: int) -> np.ndarray:
+    """$t_m = a\\,(b/a)^{m/M}$, $m = 0..M$: equal relative spacing (for $s^{-1/2}$, $\\log s$)."""
+    _check_range(low, high, intervals)
+    if low <= 0:
+        raise ValueError(f"geometric knots need low > 0, got low={low}")
+    return low * (high / low) ** (np.arange(intervals + 1) / intervals)
+
+
+def uniform_knots(low: float, high: float, intervals: int) -> np.ndarray:
+    """$t_m = a + (b-a)\\,m/M$, $m = 0..M$ (for $s^2$)."""
+    _check_range(low, high, intervals)
+    return np.linspace(low, high, intervals + 1)
+
+
+def _check_range(low: float, high: float, intervals: int) -> None:
+    if int(intervals) != intervals or intervals < 1:
+        raise ValueError(f"width (number of knot intervals) must be an integer >= 1, got {intervals}")
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"knot range must be finite with low < high, got [{low}, {high}]")
+
+
+@dataclass(frozen=True)
+class PiecewiseLinear:
+    """The hinge expansion of the interpolant of ``f`` on ``knots``."""
+
+    knots: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def interpolate(cls, f: Callable[[np.ndarray], np.ndarray], knots: np.ndarray) -> "PiecewiseLinear":
+        knots = np.asarray(knots, dtype=np.float64)
+        if knots.ndim != 1 or knots.size < 2 or np.any(np.diff(knots) <= 0):
+            raise ValueError("knots must be a strictly increasing 1-D array with at least 2 entries")
+        return cls(knots, np.asarray(f(knots), dtype=np.float64))
+
+    @property
+    def intervals(self) -> int:
+        return self.knots.size - 1
+
+    @property
+    def hinge_weights(self) -> np.ndarray:
+        """$w_0..w_M$ as in the module docstring."""
+        slopes = np.diff(self.values) / np.diff(self.knots)
+        return np.diff(np.concatenate([[0.0], slopes, [0.0]]))
+
+    @property
+    def offset(self) -> float:
+        return float(self.values[0])
+
+    def __call__(self, s: np.ndarray) -> np.ndarray:
+        """Evaluate the hinge expansion (what the MLP computes)."""
+        s = np.asarray(s, dtype=np.float64)
+        hinges = np.maximum(s[..., None] - self.knots, 0.0)
+        return self.offset + hinges @ self.hinge_weights
+
+    def add_to(self, builder: MLPBuilder, src: str, dst: str, scale: float = 1.0) -> MLPBuilder:
+        """Add units computing $dst \\mathrel{+}= c\\,\\hat f(src)$ elementwise ($M+2$ groups of size ``src``)."""
+        for t, w in zip(self.knots, self.hinge_weights):
+            builder.group({src: 1.0}, {dst: scale * w}, bias=-t, label=f"hinge {src}@{t:.3g}")
+        builder.group({}, {dst: scale * self.offset}, bias=1.0, label=f"offset {dst}")
+        return builder
