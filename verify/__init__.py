@@ -1,0 +1,1 @@
+"""Reference algorithms, hypothesis strategies, comparison harness, sweeps, plots and the CLI."""

@@ -1,0 +1,1 @@
+"""Report sections, one module per construction (discovered by :mod:`verify.report`)."""
