@@ -1,0 +1,1 @@
+"""Reference algorithms in numpy, step by step, independent of the constructions."""

@@ -1,0 +1,1 @@
+"""Hypothesis strategies that build problem instances satisfying each theorem's assumptions."""
