@@ -1,0 +1,85 @@
+"""The plotting helpers write PNGs, return the slope of the plotted medians, and label heat-maps by subspace."""
+
+import numpy as np
+import pytest
+
+from constructions.attention import AttentionHead, MultiHeadAttention
+from constructions.mlp import MLPBuilder
+from constructions.model import Transformer
+from constructions.piecewise import PiecewiseLinear, uniform_knots
+from constructions.residual import ResidualLayout
+from constructions.weights import Bilinear, LinearMap
+from verify.plots import median_and_band, plot_error_vs_depth, plot_error_vs_width, weight_heatmap
+from verify.rates import fit_slope
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path) -> bool:
+    return path.exists() and path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_width_plot_returns_fit_slope_of_the_medians(tmp_path):
+    rng = np.random.default_rng(1)
+    widths = np.array([4, 8, 16, 32, 64])
+    errors = widths[None, :] ** -2.0 * rng.uniform(0.5, 1.5, size=(7, widths.size))
+    path = tmp_path / "width.png"
+    slopes = plot_error_vs_width(path, widths, {"square": errors}, bounds={"square": 2.0 * widths**-2.0},
+                                 expected_slope=-2.0, floor=1e-16, title="t", ylabel="sup error")
+    assert _is_png(path)
+    assert slopes["square"] == pytest.approx(fit_slope(widths, np.median(errors, axis=0)), rel=1e-12)
+    assert abs(slopes["square"] + 2.0) < 0.3
+
+
+def test_depth_plot_slope_is_log_rate_and_ignores_the_floor(tmp_path):
+    depths = np.arange(0, 40)
+    rate = 0.6
+    errors = np.maximum(rate ** depths, 1e-16)[None, :] * np.array([[1.0], [1.1], [0.9]])
+    path = tmp_path / "depth.png"
+    slopes = plot_error_vs_depth(path, depths, {"angle": errors}, reference={"rate^L": rate**depths},
+                                 floor=1e-16, title="t", ylabel="tan angle")
+    assert _is_png(path)
+    above = np.median(errors, axis=0) > 1e-15
+    assert slopes["angle"] == pytest.approx(fit_slope(depths[above], np.median(errors, axis=0)[above], "semilog"))
+    assert slopes["angle"] == pytest.approx(np.log(rate), rel=1e-6)
+
+
+def test_zeros_nans_and_infs_do_not_crash(tmp_path):
+    widths = np.array([2, 4, 8])
+    errors = np.array([[0.0, np.nan, 1e-3], [np.inf, 1e-2, 0.0], [1e-1, -1.0, 2e-3]])
+    slopes = plot_error_vs_width(tmp_path / "w.png", widths, {"bad": errors}, title="t", ylabel="e")
+    median, low, high = median_and_band(errors)
+    assert median[0] == pytest.approx(0.05) and low[0] == 0.0 and high[0] == 0.1
+    assert slopes["bad"] == pytest.approx(fit_slope([2, 8], [median[0], median[2]]))  # negative median skipped
+    all_nan = plot_error_vs_depth(tmp_path / "d.png", [1, 2], {"nan": np.full((2, 2), np.nan)}, title="t", ylabel="e")
+    assert np.isnan(all_nan["nan"])
+    assert _is_png(tmp_path / "d.png")
+
+
+def test_curve_shape_mismatch_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="columns"):
+        plot_error_vs_width(tmp_path / "w.png", [1, 2, 3], {"c": np.ones((2, 2))}, title="t", ylabel="e")
+
+
+def _toy_model() -> Transformer:
+    layout = ResidualLayout([("x", 2), ("one", 1), ("v", 2), ("s", 1)])
+    head = AttentionHead(Bilinear(layout).add("x", "v", 2.0), LinearMap(layout).add("x", "v", -1.0),
+                         scoring="softmax", label="copy")
+    builder = MLPBuilder(layout, "square")
+    PiecewiseLinear.interpolate(np.square, uniform_knots(-1.0, 1.0, 4)).add_to(builder, "s", "s")
+    return Transformer(layout, [MultiHeadAttention([head], label="attend"), builder.build()])
+
+
+def test_heatmap_axes_carry_subspace_and_unit_group_labels(tmp_path):
+    model = _toy_model()
+    attention = weight_heatmap(tmp_path / "a.png", model, 0)
+    assert _is_png(tmp_path / "a.png")
+    labels = ["x:0", "x:1", "one", "v:0", "v:1", "s"]
+    assert list(attention) == ["copy: $W_{QK}$ (softmax)", "copy: $W_{OV}$"]
+    assert all(rows == labels and cols == labels for rows, cols in attention.values())
+    mlp = weight_heatmap(tmp_path / "m.png", model, 1)
+    units = [g.label for g in model.layers[1].groups]
+    assert mlp["$W_{in}$"] == (labels, units)
+    assert mlp["$W_{out}$"] == (units, labels)
+    with pytest.raises(ValueError, match="layer_index"):
+        weight_heatmap(tmp_path / "x.png", model, 5)
