@@ -1,0 +1,153 @@
+"""Attention scorings, multi-head combination, MLP unit groups, exact moves and the stack."""
+
+import numpy as np
+import pytest
+import torch
+
+from constructions import AttentionHead, Bilinear, LinearMap, MLPBuilder, MultiHeadAttention, ResidualLayout, Transformer
+from constructions import moves
+from constructions.export import export_attention, state_dict
+
+LAYOUT = ResidualLayout([("x", 3), ("one", 1), ("v", 3), ("u", 3), ("flag", 1), ("s", 1)])
+
+
+def random_stream(batch=2, tokens=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, tokens, 3, generator=g, dtype=torch.float64)
+    v = torch.randn(batch, 1, 3, generator=g, dtype=torch.float64)
+    flag = (torch.arange(tokens) % 2 == 0).to(torch.float64)[None, :, None]
+    return LAYOUT.embed(batch, tokens, {"x": x, "v": v, "one": 1.0, "flag": flag})
+
+
+def head(scoring, keys=None, normalise=True):
+    return AttentionHead(Bilinear(LAYOUT).add("v", "x"), LinearMap(LAYOUT).add("x", "u"), scoring, keys=keys, normalise=normalise)
+
+
+def numpy_reference(stream, scoring, mask=None, normalise=True):
+    """Loop-free numpy version of the three scorings for the head <v_i, x_j> -> x_j into u."""
+    h = stream.numpy()
+    x, v = h[..., 0:3], h[..., 4:7]
+    s = np.einsum("bid,bjd->bij", v, x)
+    n = h.shape[1]
+    if scoring == "softmax":
+        s = np.where(mask, s, -np.inf) if mask is not None else s
+        a = np.exp(s - s.max(-1, keepdims=True))
+        a /= a.sum(-1, keepdims=True)
+    else:
+        a = np.maximum(s, 0) if scoring == "relu" else s
+        a = a * mask if mask is not None else a
+        a = a / n if normalise else a
+    return np.einsum("bij,bjd->bid", a, x)
+
+
+@pytest.mark.parametrize("scoring", ["softmax", "relu", "linear"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_head_scorings_match_numpy(scoring, masked):
+    stream = random_stream()
+    mask = (LAYOUT.read(stream, "flag")[..., 0] > 0.5).numpy()[:, None, :] if masked else None
+    out = head(scoring, keys="flag" if masked else None)(stream)
+    np.testing.assert_allclose(LAYOUT.read(out, "u").numpy(), numpy_reference(stream, scoring, mask), rtol=1e-13, atol=1e-14)
+    others = [n for n in LAYOUT.names if n != "u"]
+    assert all(torch.count_nonzero(LAYOUT.read(out, n)) == 0 for n in others)
+
+
+def test_relu_without_normalisation_and_signed_pair_is_linear():
+    stream = random_stream()
+    pos = head("relu", normalise=False)
+    neg = AttentionHead(Bilinear(LAYOUT).add("v", "x", -1.0), LinearMap(LAYOUT).add("x", "u", -1.0), "relu", normalise=False)
+    pair = MultiHeadAttention([pos, neg])(stream)
+    linear = head("linear", normalise=False)(stream)
+    torch.testing.assert_close(pair, linear, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(LAYOUT.read(pos(stream), "u").numpy(), numpy_reference(stream, "relu", normalise=False), rtol=1e-13)
+
+
+def test_average_divides_by_head_count():
+    stream = random_stream()
+    heads = [head("relu"), head("linear"), head("softmax")]
+    summed = MultiHeadAttention(heads, "sum")(stream)
+    averaged = MultiHeadAttention(heads, "average")(stream)
+    torch.testing.assert_close(averaged * 3, summed, rtol=1e-14, atol=1e-15)
+
+
+def test_attention_rejects_bad_configuration():
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        head("tanh")
+    with pytest.raises(ValueError, match="at least one head"):
+        MultiHeadAttention([])
+    with pytest.raises(KeyError, match="no subspace named 'mask'"):
+        head("relu", keys="mask")
+
+
+@pytest.mark.parametrize("combine", ["sum", "average"])
+def test_export_to_concatenated_heads_is_exact(combine):
+    stream = random_stream(tokens=7, seed=3)
+    heads = [head("softmax", keys="flag"), head("relu"),
+             AttentionHead(Bilinear(LAYOUT).add("x", "x").add("one", "s", 2.0), LinearMap(LAYOUT).add("one", "s", 1.0).add("v", "u", -1.0), "linear")]
+    layer = MultiHeadAttention(heads, combine)
+    std = export_attention(layer)
+    assert std.w_q.shape == (3, LAYOUT.dim, std.d_head) and std.w_o.shape[0] % 3 == 0
+    torch.testing.assert_close(std(stream), layer(stream), rtol=1e-12, atol=1e-13)
+
+
+def test_mlp_groups_compute_declared_units():
+    b = MLPBuilder(LAYOUT, "test")
+    b.group({"x": 2.0, "s": -1.0}, {"u": 3.0}, bias=0.5, label="a")
+    b.group({"x": torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)}, {"v": 1.0, "s": -1.0}, label="b")
+    mlp = b.build()
+    stream = random_stream()
+    stream[..., LAYOUT["s"].slice] = 0.3
+    out = mlp(stream).numpy()
+    h = stream.numpy()
+    x = h[..., 0:3]
+    unit_a = np.maximum(2 * x - 0.3 + 0.5, 0)
+    unit_b = np.maximum(x * np.array([1.0, -1.0, 0.5]), 0)
+    np.testing.assert_allclose(out[..., 7:10], 3 * unit_a, rtol=1e-14)
+    np.testing.assert_allclose(out[..., 4:7], unit_b, rtol=1e-14)
+    np.testing.assert_allclose(out[..., 11], -unit_b.sum(-1), rtol=1e-14)
+    assert mlp.width == 6 and [g.label for g in mlp.groups] == ["a", "b"]
+
+
+def test_exact_moves_and_gating():
+    stream = random_stream()
+    stream[..., LAYOUT["u"].slice] = torch.randn(2, 6, 3, dtype=torch.float64)
+    u, v = LAYOUT.read(stream, "u").clone(), LAYOUT.read(stream, "v").clone()
+    flag = LAYOUT.read(stream, "flag")
+    replaced = stream + moves.replace(MLPBuilder(LAYOUT), "u", "v").build()(stream)
+    # exact up to the one rounding of v + (u - v) in the residual add
+    torch.testing.assert_close(LAYOUT.read(replaced, "v"), u, rtol=4e-16, atol=4e-16)
+    assert torch.count_nonzero(LAYOUT.read(replaced, "u")) == 0
+    gated = stream + moves.gated_add(MLPBuilder(LAYOUT), "u", "x", "flag", bound=10.0).build()(stream)
+    torch.testing.assert_close(LAYOUT.read(gated, "x"), LAYOUT.read(stream, "x") + u * flag, rtol=1e-15, atol=1e-14)
+    copied = stream + moves.copy(MLPBuilder(LAYOUT), "v", "u", 2.0).build()(stream)
+    torch.testing.assert_close(LAYOUT.read(copied, "u"), u + 2 * v, rtol=1e-15, atol=1e-15)
+    with pytest.raises(ValueError, match="bound must be > 0"):
+        moves.gated_add(MLPBuilder(LAYOUT), "u", "x", "flag", bound=0.0)
+
+
+def test_mlp_needs_bias_subspace_and_units():
+    with pytest.raises(ValueError, match="constant subspace 'one'"):
+        MLPBuilder(ResidualLayout([("x", 2)]))
+    with pytest.raises(ValueError, match="no hidden units"):
+        MLPBuilder(LAYOUT, "empty").build()
+    with pytest.raises(ValueError, match="different sizes"):
+        MLPBuilder(ResidualLayout([("a", 2), ("b", 3), ("one", 1)])).group({"a": 1.0}, {"b": 1.0})
+
+
+def test_transformer_composes_repeats_and_traces():
+    stream = random_stream()
+    step = Transformer(LAYOUT, [MultiHeadAttention([head("linear")], label="Sv"), moves.replace(MLPBuilder(LAYOUT, "v<-u"), "u", "v").build()])
+    three = step * 3
+    trace = three(stream, trace=True)
+    assert len(three) == 6 and three.depth == 3 and len(trace.streams) == 7
+    assert trace.labels == ["input", "Sv", "v<-u"] * 1 + ["Sv", "v<-u", "Sv", "v<-u"]
+    x = LAYOUT.read(stream, "x")
+    sigma = x.transpose(-1, -2) @ x / x.shape[-2]
+    v = LAYOUT.read(stream, "v")[:, :1]
+    for _ in range(3):
+        v = v @ sigma.transpose(-1, -2)
+    torch.testing.assert_close(LAYOUT.read(trace.output, "v")[:, :1], v, rtol=1e-13, atol=1e-13)
+    assert set(state_dict(three)) >= {"blocks.0.attn.W_Q", "blocks.1.mlp.W_in"}
+    with pytest.raises(ValueError, match=r"shape \(batch, tokens, 12\), got \(4, 13\)"):
+        three(torch.zeros(4, 13, dtype=torch.float64))
+    with pytest.raises(ValueError, match="repeat count"):
+        step * -1
