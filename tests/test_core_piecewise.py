@@ -51,8 +51,8 @@ def test_interpolation_error_below_bound_at_rate_minus_two(name, f, knots, grid,
         approx = PiecewiseLinear.interpolate(f, knots(m))(grid)
         err = np.abs(approx / f(grid) - 1) if relative else np.abs(approx - f(grid))
         errors.append(err.max())
-        # the square bound is attained at knot midpoints, so allow one rounding on top of it
-        assert errors[-1] <= bound(m) * (1 + 1e-12), f"{name}: M={m} measured {errors[-1]:.3e} > bound {bound(m):.3e}"
+        # the square bound is attained at knot midpoints, so allow the hinge sum's round-off on top of it
+        assert errors[-1] <= bound(m) * (1 + 1e-10), f"{name}: M={m} measured {errors[-1]:.3e} > bound {bound(m):.3e}"
     assert_rate(widths, errors, expected=-2.0, tolerance=0.15)
 
 
