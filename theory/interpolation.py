@@ -46,3 +46,5 @@ SQUARE_ABSOLUTE = Bound(
     assumptions="hinges at M+1 uniform knots in [-R, R]",
     rate=R**2 / M**2,
 )
+
+BOUNDS = [INV_SQRT_RELATIVE, LOG_ABSOLUTE, SQUARE_ABSOLUTE]

@@ -1,4 +1,4 @@
-"""Command-line interface: ``tfconstruct report`` runs the main job."""
+"""Command-line interface: ``tfconstruct report`` runs the main job; ``bounds`` prints the theory."""
 
 from __future__ import annotations
 
@@ -18,12 +18,30 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--device", default="cpu", help="torch device for the constructions (cpu or cuda)")
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--only", nargs="*", help="run only these sections (module names)")
+    bounds = commands.add_parser("bounds", help="print every registered error bound (plain text or LaTeX)")
+    bounds.add_argument("--latex", action="store_true", help="print a LaTeX fragment instead of plain text")
+    bounds.add_argument("--name", action="append", help="print only this bound (repeatable)")
     args = parser.parse_args(argv)
+    if args.command == "bounds":
+        return _print_bounds(args.name, args.latex)
     if args.command == "report":
         ok = run_report(ReportContext(args.out, quick=args.quick, device=args.device, seed=args.seed), args.only)
         print(f"report written to {args.out / 'report.md'}; {'all checks pass' if ok else 'SOME CHECKS FAILED'}")
         return 0 if ok else 1
     return 2
+
+
+def _print_bounds(names: list[str] | None, latex: bool) -> int:
+    from theory.latex import format_latex, format_text
+    from theory.registry import all_bounds, get
+
+    try:
+        selected = [get(name) for name in names] if names else all_bounds()
+    except KeyError as err:
+        print(err.args[0], file=sys.stderr)
+        return 2
+    print(format_latex(selected) if latex else format_text(selected))
+    return 0
 
 
 if __name__ == "__main__":
