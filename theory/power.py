@@ -6,7 +6,8 @@ computes $v_{t+1} = \\hat\\phi_M(s_t)\\,\\hat\\Sigma v_t$, $s_t = \\|\\hat\\Sigm
 $\\hat\\phi_M > 0$ the hinge interpolant of $s^{-1/2}$ on $M$ geometric intervals of $[a, b]$.
 
 **Direction (depth).** $\\hat\\phi_M > 0$ is a scalar, so $v_t \\parallel \\hat\\Sigma^t v_0$ exactly and
-the textbook bound applies unchanged: writing $v_0 = \\sum_j c_j v_j$,
+the textbook bound applies unchanged
+(:data:`theory.propagation.POWER_ANGLE_DEPTH`, re-exported here as ``ANGLE_AFTER_STEPS``): writing $v_0 = \\sum_j c_j v_j$,
 $\\tan\\theta_t = \\|\\sum_{j\\ge2}\\lambda_j^t c_j v_j\\| / (\\lambda_1^t |c_1|) \\le (\\lambda_2/\\lambda_1)^t \\tan\\theta_0$.
 
 **Norm (width).** $\\|v_{t+1}\\| = \\hat\\phi_M(s_t)\\sqrt{s_t}$, so $|\\|v_{t+1}\\| - 1| \\le \\epsilon_M$, the
@@ -16,7 +17,7 @@ $s_t \\in [a, b]$; the error does not accumulate because every step renormalises
 **Newton.** $v \\leftarrow (\\tfrac32 - \\tfrac12\\|v\\|^2)\\,v$ with $\\|v\\| = 1 + e$ gives
 $(1+e)(\\tfrac32 - \\tfrac12(1+e)^2) - 1 = -\\tfrac12 e^2 (3 + e)$ exactly, so $|e| \\le \\epsilon$
 implies $|e'| \\le \\nu(\\epsilon) = \\epsilon^2(3+\\epsilon)/2$; $\\nu$ is increasing, so $J$ steps give
-$\\nu^{J}(\\epsilon_M)$.
+$\\nu^{J}(\\epsilon_M)$ (:func:`theory.propagation.newton_norm_error`).
 
 **Eigenvalue.** $\\hat\\lambda = V^\\top\\hat\\Sigma V$ with $V = (1+e)\\tilde v$, $\\|\\tilde v\\| = 1$,
 $\\sin\\angle(\\tilde v, v_1) = \\sin\\theta$. Then $\\hat\\lambda = (1+e)^2\\rho$ with
@@ -42,24 +43,17 @@ import sympy as sp
 
 from .bound import Bound
 from .interpolation import INV_SQRT_RELATIVE
+from .propagation import POWER_ANGLE_DEPTH, newton_norm_error
 
-L, g, tan0, eps, sin_theta, M, a, b = sp.symbols("L g tan0 eps sin_theta M a b", positive=True)
+eps, theta = sp.symbols("epsilon theta", positive=True)
 
-#: $\epsilon_M$: relative error of the $s^{-1/2}$ hinge MLP with $M$ intervals on $[a, b]$.
+#: $\epsilon_M$: relative error of the $s^{-1/2}$ hinge MLP with $M$ intervals on $[a, b]$ (symbols ``M, a, b``).
 EPS_M = INV_SQRT_RELATIVE.expression
 EPS_M_RATE = INV_SQRT_RELATIVE.rate
 
-
-def newton_contraction(error: sp.Expr) -> sp.Expr:
-    """$\\nu(\\epsilon) = \\epsilon^2(3 + \\epsilon)/2$: the norm error after one Newton step from error $\\le \\epsilon$."""
-    return error**2 * (3 + error) / 2
-
-
-def newton_norm_error(steps: int, error: sp.Expr = EPS_M) -> sp.Expr:
-    """$\\nu^{J}(\\epsilon)$: the norm error after ``steps`` Newton steps (the identity for ``steps = 0``)."""
-    for _ in range(steps):
-        error = newton_contraction(error)
-    return error
+#: The direction bound is generic (:mod:`theory.propagation`, symbols ``rho, theta_0, L``); it holds for the
+#: transformer unchanged because its per-step scaling $\hat\phi_M > 0$.
+ANGLE_AFTER_STEPS = POWER_ANGLE_DEPTH
 
 
 def deflation_threshold(gap: float) -> float:
@@ -67,37 +61,26 @@ def deflation_threshold(gap: float) -> float:
     return (1.0 + gap) ** 0.25 - 1.0
 
 
-ANGLE_AFTER_STEPS = Bound(
-    name="power_angle_after_steps",
-    quantity=r"\tan\angle(v_L, v_1)",
-    expression=g**L * tan0,
-    assumptions=(
-        "L power steps with any positive per-step scaling (the transformer's phi_M > 0); "
-        "g = lambda_2/lambda_1 < 1 with |lambda_j| <= lambda_2 for j >= 2; tan0 = tan angle(v_0, v_1) < inf"
-    ),
-    rate=g**L,
-)
-
 NORM_PER_STEP = Bound(
     name="power_norm_per_step",
     quantity=r"\big|\|v_{t+1}\| - 1\big|",
     expression=EPS_M,
-    assumptions="s_t = ||Sigma_l v_t||^2 in [a, b]; hinge 1/sqrt MLP with M geometric intervals",
+    assumptions="s_t = ||Sigma_l v_t||^2 in [a, b]; hinge 1/sqrt MLP with M geometric intervals on [a, b]",
     rate=EPS_M_RATE,
 )
 
 NEWTON_STEP = Bound(
     name="power_newton_step",
     quantity=r"\big|\|(\tfrac32 - \tfrac12\|v\|^2) v\| - 1\big|",
-    expression=newton_contraction(eps),
-    assumptions="| ||v|| - 1 | <= eps (exact identity e' = -e^2 (3 + e) / 2)",
+    expression=newton_norm_error(eps, 1),
+    assumptions="| ||v|| - 1 | <= epsilon (exact identity e' = -e^2 (3 + e) / 2)",
     rate=sp.Rational(3, 2) * eps**2,
 )
 
 NORM_AFTER_ONE_NEWTON = Bound(
     name="power_norm_newton1",
     quantity=r"\big|\|V_l\| - 1\big| \text{ (1 Newton step)}",
-    expression=newton_norm_error(1),
+    expression=newton_norm_error(EPS_M, 1),
     assumptions="last power step with s in [a, b], then one Newton step",
     rate=sp.Rational(3, 2) * EPS_M_RATE**2,
 )
@@ -105,7 +88,7 @@ NORM_AFTER_ONE_NEWTON = Bound(
 NORM_AFTER_TWO_NEWTON = Bound(
     name="power_norm_newton2",
     quantity=r"\big|\|V_l\| - 1\big| \text{ (2 Newton steps)}",
-    expression=newton_norm_error(2),
+    expression=newton_norm_error(EPS_M, 2),
     assumptions="last power step with s in [a, b], then two Newton steps",
     rate=sp.Rational(27, 8) * EPS_M_RATE**4,
 )
@@ -113,21 +96,20 @@ NORM_AFTER_TWO_NEWTON = Bound(
 EIGENVALUE_RELATIVE = Bound(
     name="power_eigenvalue_relative",
     quantity=r"|\hat\lambda_1/\lambda_1 - 1|",
-    expression=2 * eps + eps**2 + sin_theta**2,
-    assumptions="PSD Sigma; lambda_hat = V^T Sigma V with | ||V|| - 1 | <= eps and sin angle(V, v_1) = sin_theta",
+    expression=2 * eps + eps**2 + sp.sin(theta) ** 2,
+    assumptions="PSD Sigma; lambda_hat = V^T Sigma V with | ||V|| - 1 | <= epsilon and angle(V, v_1) = theta",
     rate=2 * eps,
 )
 
 DEFLATION_RESIDUAL = Bound(
     name="power_deflation_residual",
     quantity=r"\|\hat\lambda_1 V V^\top - \lambda_1 v_1 v_1^\top\|_2 / \lambda_1",
-    expression=(1 + eps) ** 4 - 1 + sin_theta + sin_theta**2,
-    assumptions="as power_eigenvalue_relative; next eigenvector found if lambda_1 * bound < lambda_2 (exact direction)",
-    rate=4 * eps + sin_theta,
+    expression=(1 + eps) ** 4 - 1 + sp.sin(theta) + sp.sin(theta) ** 2,
+    assumptions="as power_eigenvalue_relative; with theta = 0 the next eigenvector is found iff lambda_1 * bound < lambda_2",
+    rate=4 * eps + theta,
 )
 
 BOUNDS: list[Bound] = [
-    ANGLE_AFTER_STEPS,
     NORM_PER_STEP,
     NEWTON_STEP,
     NORM_AFTER_ONE_NEWTON,
