@@ -1,0 +1,173 @@
+"""Power-iteration transformer: each layer and the whole stack against numpy, to float64 round-off."""
+
+import numpy as np
+import pytest
+import torch
+
+from constructions import Transformer
+from constructions.power import PowerIteration, default_domain, default_seeds, tutorial_example
+from constructions.power_blocks import matvec_layer, newton_step, power_step
+from verify.reference.power import (
+    deflated,
+    deflated_power_method,
+    exact_inverse_sqrt,
+    hinge_inverse_sqrt,
+    power_iteration,
+    second_moment,
+    sin_angle,
+)
+
+SCORINGS = ["relu", "linear"]
+# The hinge sum phi(s) = phi_0 + sum_m w_m relu(s - t_m) cancels terms ~1e3 times larger than phi(s)
+# (|w_0| ~ a^{-3/2}/2), so layers through the MLP agree with numpy to ~1e3 ulp, not 1 ulp.
+HINGE_ROUND_OFF = 1e-11
+
+
+def gaussian_data(batch=2, n=30, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    scales = np.sqrt(np.array([4.0, 2.0, 1.0, 0.5, 0.3, 0.2])[:d])
+    return rng.standard_normal((batch, n, d)) * scales
+
+
+def stream_with(construction, X, **blocks):
+    """``construction.embed(X)`` with extra broadcast blocks written in (per instance)."""
+    stream = construction.embed(torch.as_tensor(X))
+    for name, value in blocks.items():
+        stream[..., construction.layout[name].slice] = torch.as_tensor(value)[:, None, :]
+    return stream
+
+
+def relative(a, b):
+    return np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(np.asarray(b)))
+
+
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_matvec_with_implicit_deflation_is_exact(scoring):
+    X = gaussian_data()
+    construction = PowerIteration(4, k=3, attention=scoring)
+    rng = np.random.default_rng(1)
+    v, V0, V1 = (rng.standard_normal((2, 4)) for _ in range(3))
+    lam0, lam1 = rng.uniform(1, 3, (2, 1)), rng.uniform(0.5, 1, (2, 1))
+    stream = stream_with(construction, X, v=v, V_0=V0, V_1=V1, lam_0=lam0, lam_1=lam1, W_0=lam0 * V0, W_1=lam1 * V1)
+    layer = Transformer(construction.layout, [matvec_layer(construction.layout, scoring, 2)])
+    u = construction.layout.read(layer(stream), "u").numpy()
+    for b in range(2):
+        sigma_2 = deflated(second_moment(X[b]), [(lam0[b, 0], V0[b]), (lam1[b, 0], V1[b])])
+        expected = sigma_2 @ v[b]
+        assert relative(u[b], expected[None, :].repeat(30, 0)) < 1e-13
+
+
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_one_power_step_is_hinge_normalised_matvec(scoring):
+    X = gaussian_data()
+    construction = PowerIteration(4, width=8, domain=(0.05, 50.0), attention=scoring)
+    v = np.random.default_rng(2).standard_normal((2, 4))
+    stream = stream_with(construction, X, v=v)
+    out = Transformer(construction.layout, power_step(construction.layout, scoring, 0, construction.phi))(stream)
+    phi = hinge_inverse_sqrt((0.05, 50.0), 8)
+    for b in range(2):
+        u = second_moment(X[b]) @ v[b]
+        expected = phi(u @ u) * u
+        assert relative(construction.layout.read(out, "v")[b].numpy(), expected[None, :].repeat(30, 0)) < HINGE_ROUND_OFF
+    for scratch in ("vn", "u", "s", "f"):
+        assert construction.layout.read(out, scratch).abs().max() == 0.0
+
+
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_newton_step_is_the_exact_quadratic_map(scoring):
+    construction = PowerIteration(4, attention=scoring)
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((2, 4))
+    v *= np.array([[1.3], [0.6]]) / np.linalg.norm(v, axis=1, keepdims=True)  # norm errors +0.3 and -0.4
+    out = Transformer(construction.layout, newton_step(construction.layout, scoring))(stream_with(construction, gaussian_data(), v=v))
+    e = np.linalg.norm(v, axis=1) - 1
+    new_norm = np.linalg.norm(construction.layout.read(out, "v")[:, 0].numpy(), axis=1)
+    np.testing.assert_allclose(new_norm - 1, -(e**2) * (3 + e) / 2, rtol=1e-13)
+
+
+@pytest.mark.parametrize("scoring", SCORINGS)
+def test_whole_stack_matches_the_hinge_reference(scoring):
+    """Top-3 by deflation with one Newton step: every iterate, eigenvector and eigenvalue as numpy."""
+    X = gaussian_data(d=5, n=40)
+    construction = PowerIteration(5, k=3, steps=12, width=6, domain=(0.02, 80.0), newton=1, attention=scoring)
+    seeds = default_seeds(5, 3, seed=4)
+    trajectory = construction.trajectory(construction.embed(torch.as_tensor(X), seeds))
+    result = construction.readout(trajectory.stream)
+    for b in range(2):
+        reference = deflated_power_method(
+            second_moment(X[b]), seeds.numpy(), 12, normaliser=hinge_inverse_sqrt((0.02, 80.0), 6), newton=1
+        )
+        for l in range(3):
+            assert relative(trajectory.iterates[b, l].numpy(), reference.paths[l].iterates) < HINGE_ROUND_OFF
+            assert relative(trajectory.squared_norms[b, l].numpy(), reference.paths[l].squared_norms) < HINGE_ROUND_OFF
+        assert relative(result.vectors[b].numpy(), reference.vectors) < HINGE_ROUND_OFF
+        assert relative(result.values[b].numpy(), reference.values) < HINGE_ROUND_OFF
+
+
+def test_direction_is_exactly_that_of_power_iteration():
+    """With a coarse MLP (M = 4) the norm is off by percent, the direction by round-off only."""
+    X = gaussian_data(d=4, n=50)
+    construction = PowerIteration(4, steps=40, width=4, domain=(0.01, 100.0))
+    trajectory = construction.trajectory(construction.embed(torch.as_tensor(X)))
+    seed = default_seeds(4, 1)[0].numpy()
+    norm_errors = []
+    for b in range(2):
+        exact = power_iteration(second_moment(X[b]), seed, 40, normaliser=exact_inverse_sqrt).iterates
+        tf = trajectory.iterates[b, 0].numpy()
+        assert max(sin_angle(tf[t], exact[t]) for t in range(41)) < 1e-14
+        norm_errors.append(np.abs(np.linalg.norm(tf[1:], axis=1) - 1).max())
+    assert max(norm_errors) > 1e-3  # the width error is there, and only in the norm
+
+
+def test_trajectory_runs_the_same_layers_as_the_model():
+    X = torch.as_tensor(gaussian_data())
+    construction = PowerIteration(4, k=2, steps=5, newton=1, centre=True)
+    stream = construction.embed(X)
+    assert torch.equal(construction.trajectory(stream).stream, construction.model(stream))
+
+
+def test_broadcast_blocks_stay_identical_across_tokens():
+    """Per-token MLP overwrites keep the broadcast copies equal over hundreds of layers (§8.1 of the notes)."""
+    X = torch.as_tensor(gaussian_data(n=60, d=5))
+    construction = PowerIteration(5, k=3, steps=60, width=16, newton=1)
+    out = construction.model(construction.embed(X))
+    assert construction.broadcast_spread(out) <= 1e-12 * float(out.abs().max())
+
+
+@pytest.mark.parametrize("k, steps, newton, centre", [(1, 5, 0, False), (3, 7, 2, True)])
+def test_size_accounting(k, steps, newton, centre):
+    d, M = 6, 40
+    construction = PowerIteration(d, k=k, steps=steps, width=M, newton=newton, centre=centre)
+    model = construction.model
+    assert model.depth == k * (3 * steps + 2 * newton + 3) + int(centre)
+    assert model.max_heads == 2 * k
+    assert model.max_mlp_width == max(M + 2, 6 * d + 4)
+    assert construction.layout.dim == (4 + 3 * k) * d + k + 3
+
+
+def test_centring_layer_subtracts_the_token_mean():
+    X = gaussian_data() + 5.0
+    construction = PowerIteration(4, centre=True)
+    stream = construction.embed(torch.as_tensor(X))
+    centred = construction.layout.read(construction.model.layers[0](stream) + stream, "x").numpy()
+    np.testing.assert_allclose(centred, X - X.mean(axis=1, keepdims=True), atol=1e-13)
+
+
+def test_default_domain_contains_every_squared_norm():
+    X = torch.as_tensor(gaussian_data(batch=3, d=5, n=40))
+    construction = PowerIteration.for_data(X, k=3, steps=30, width=32, newton=1)
+    low, high = construction.domain
+    assert (low, high) == default_domain(X)
+    s = construction.trajectory(construction.embed(X)).squared_norms
+    assert float(s.min()) >= low and float(s.max()) <= high
+
+
+def test_tutorial_example_is_two_power_steps():
+    example = tutorial_example()
+    out = example.model(example.stream)
+    layout = example.model.layout
+    X = layout.read(example.stream, "x")[0].numpy()
+    sigma = second_moment(X)
+    expected = sigma @ sigma @ np.array([1.0, 1.0])
+    assert sin_angle(layout.read(out, "V_0")[0, 0].numpy(), expected) < 1e-14
+    assert "V_0" in example.notes and example.stream.shape[0] == 1
