@@ -1,0 +1,130 @@
+"""The sweep runner resumes after a crash to the same rows, reproduces from its seed, and refuses a changed study."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from verify.sweep import Sweep, derived_seed, load_rows, pivot
+
+GRID = {"width": [4, 8, 16], "d": [2, 3]}
+
+
+def measure(config, seed):
+    """A seeded 'error' that depends on the config, like a construction's measurement."""
+    rng = np.random.default_rng(seed)
+    return {"error": float(config["width"] ** -2.0 * rng.uniform(0.5, 1.5) * config["d"]), "draw": float(rng.normal())}
+
+
+def measure_batch(config, seeds):
+    return [measure(config, seed) for seed in seeds]
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_after(calls: int):
+    count = {"n": 0}
+
+    def flaky(config, seed):
+        count["n"] += 1
+        if count["n"] > calls:
+            raise Crash("simulated interruption")
+        return measure(config, seed)
+
+    flaky.__qualname__ = measure.__qualname__  # the same study, as recorded in config.json
+    flaky.__module__ = measure.__module__
+    return flaky
+
+
+def test_clean_run_writes_tidy_rows_csv_and_config(tmp_path):
+    rows = Sweep(GRID, 2, measure, tmp_path, base_seed=7, progress=False).run()
+    assert len(rows) == 3 * 2 * 2
+    assert [(r["width"], r["d"], r["replicate"]) for r in rows[:3]] == [(4, 2, 0), (4, 2, 1), (4, 3, 0)]
+    for row in rows:
+        config = {"width": row["width"], "d": row["d"]}
+        assert row["seed"] == derived_seed(7, config, row["replicate"])
+        assert row["error"] == measure(config, row["seed"])["error"]
+    with (tmp_path / "results.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == ["width", "d", "replicate", "seed", "error", "draw"]
+    assert [float(t["error"]) for t in table] == [r["error"] for r in rows]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["grid"] == GRID and config["replicates"] == 2 and config["base_seed"] == 7
+    assert config["package_version"] and config["measure"].endswith("measure")
+
+
+def test_resume_after_interruption_gives_the_clean_rows(tmp_path):
+    clean = Sweep(GRID, 2, measure, tmp_path / "clean", progress=False).run()
+    folder = tmp_path / "interrupted"
+    with pytest.raises(Crash):
+        Sweep(GRID, 2, crash_after(5), folder, progress=False).run()
+    assert len(load_rows(folder)) == 5  # every finished row was flushed before the crash
+    with (folder / "results.jsonl").open("a") as sink:
+        sink.write('{"width": 16, "d": 3, "repl')  # a row torn mid-write
+    calls = []
+
+    def counting(config, seed):
+        calls.append(seed)
+        return measure(config, seed)
+
+    counting.__qualname__, counting.__module__ = measure.__qualname__, measure.__module__
+    resumed = Sweep(GRID, 2, counting, folder, progress=False).run()
+    assert len(calls) == len(clean) - 5  # only the missing rows were measured
+    assert resumed == clean
+    assert len(load_rows(folder)) == len(clean)
+    assert (folder / "results.csv").read_text() == (tmp_path / "clean" / "results.csv").read_text()
+
+
+def test_reproducible_from_the_base_seed_and_batched_equals_unbatched(tmp_path):
+    first = Sweep(GRID, 3, measure, tmp_path / "a", base_seed=11, progress=False).run()
+    again = Sweep(GRID, 3, measure, tmp_path / "b", base_seed=11, progress=False).run()
+    other = Sweep(GRID, 3, measure, tmp_path / "c", base_seed=12, progress=False).run()
+    batched = Sweep(GRID, 3, measure_batch, tmp_path / "d", base_seed=11, batched=True, progress=False).run()
+    assert first == again
+    assert [r["error"] for r in first] != [r["error"] for r in other]
+    assert [r["error"] for r in batched] == [r["error"] for r in first]
+
+
+def test_refuses_to_resume_a_different_study(tmp_path):
+    Sweep(GRID, 2, measure, tmp_path, progress=False).run()
+    with pytest.raises(ValueError, match=r"different sweep \(fields \['grid'\]"):
+        Sweep({"width": [4, 8], "d": [2, 3]}, 2, measure, tmp_path, progress=False).run()
+    with pytest.raises(ValueError, match="replicates"):
+        Sweep(GRID, 3, measure, tmp_path, progress=False).run()
+
+
+def test_bad_arguments_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="replicates must be an integer >= 1"):
+        Sweep(GRID, 0, measure, tmp_path)
+    with pytest.raises(ValueError, match="reserved"):
+        Sweep({"seed": [1]}, 1, measure, tmp_path)
+    with pytest.raises(ValueError, match="JSON scalars"):
+        Sweep({"width": [[1, 2]]}, 1, measure, tmp_path)
+    with pytest.raises(ValueError, match="clash"):
+        Sweep({"width": [1]}, 1, lambda c, s: {"width": 1.0}, tmp_path / "x", progress=False).run()
+
+
+def test_progress_bar_and_pivot_for_plots(tmp_path):
+    stream = io.StringIO()
+    rows = Sweep(GRID, 2, measure, tmp_path, progress=True, stream=stream).run()
+    assert "[sweep] 12/12 |" + "#" * 30 + "|" in stream.getvalue()
+    widths, curves = pivot(rows, "width", "error", group="d")
+    assert list(widths) == [4, 8, 16] and set(curves) == {"2", "3"}
+    assert curves["3"].shape == (2, 3)
+    expected = [r["error"] for r in rows if r["d"] == 3 and r["replicate"] == 1]
+    assert list(curves["3"][1]) == expected
+
+
+def test_seed_keys_give_common_random_numbers_across_a_parameter(tmp_path):
+    sweep = Sweep(GRID, 2, measure, tmp_path, seed_keys=["d"], progress=False)
+    rows = sweep.run()
+    for row in rows:
+        assert row["seed"] == derived_seed(0, {"d": row["d"]}, row["replicate"])
+    seeds_by_width = {w: [r["seed"] for r in rows if r["width"] == w] for w in GRID["width"]}
+    assert seeds_by_width[4] == seeds_by_width[8] == seeds_by_width[16]
+    with pytest.raises(ValueError, match="not grid parameters"):
+        Sweep(GRID, 2, measure, tmp_path, seed_keys=["n"])

@@ -1,0 +1,284 @@
+"""A resumable, reproducible sweep over a parameter grid x seeds, saved as tidy rows.
+
+``Sweep(grid={"depth": [1, 2, 4], "width": [8, 16]}, replicates=5, measure=f, out_dir=...)``
+runs ``f(config, seed) -> {metric: value}`` for every grid point and replicate and writes
+
+* ``config.json``: the full study (grid, replicates, base seed, measure name, package version,
+  any ``extra`` settings);
+* ``results.jsonl``: one row per (config, replicate), appended and flushed as soon as it is
+  measured, so an interruption loses at most the row in progress;
+* ``results.csv``: the same tidy table (grid columns, ``replicate``, ``seed``, metrics), written
+  at the end in grid order.
+
+**Reproducible:** each row's seed is derived from (base seed, config, replicate) by a hash,
+not from the order of evaluation, so a re-run (or a resumed run) reproduces every number.
+``seed_keys`` restricts the hash to some grid parameters: with ``seed_keys=["part"]`` every
+width of a width sweep sees the same random instance per replicate (common random numbers),
+so the curves over width are not blurred by instance-to-instance variation.
+**Resumable:** a second ``run()`` on the same folder skips the rows already in
+``results.jsonl``; it refuses to resume if ``config.json`` describes a different study.
+**Batched:** with ``batched=True`` the measure takes the list of seeds of one grid point and
+returns one metrics dict per seed (e.g. one batched forward pass for all seeds).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
+
+import numpy as np
+
+Metrics = Mapping[str, float]
+RESERVED = ("replicate", "seed")
+
+
+def derived_seed(base_seed: int, config: Mapping[str, Any], replicate: int) -> int:
+    """A 32-bit seed from a hash of (base seed, config, replicate): independent of evaluation order."""
+    key = json.dumps({"base_seed": base_seed, "config": dict(config), "replicate": replicate}, sort_keys=True)
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
+
+
+class Sweep:
+    """A grid of configurations x replicates, measured by a user function and saved as tidy rows.
+
+    Args:
+        grid: parameter name -> values (JSON scalars); the sweep is their Cartesian product.
+        replicates: number of seeds per grid point.
+        measure: ``measure(config, seed) -> {metric: float}``, or with ``batched=True``
+            ``measure(config, [seed, ...]) -> [{metric: float}, ...]``.
+        out_dir: folder for ``config.json``, ``results.jsonl`` and ``results.csv``.
+        base_seed: the seed everything is derived from.
+        batched: call ``measure`` once per grid point with all missing seeds.
+        extra: further JSON settings to record in ``config.json`` (and to match on resume).
+        seed_keys: the grid parameters the seeds depend on (default: all of them).
+        progress: write a text progress bar to ``stream`` (stderr by default).
+    """
+
+    def __init__(
+        self,
+        grid: Mapping[str, Sequence[Any]],
+        replicates: int,
+        measure: Callable[..., Any],
+        out_dir: str | Path,
+        *,
+        base_seed: int = 0,
+        batched: bool = False,
+        extra: Mapping[str, Any] | None = None,
+        seed_keys: Sequence[str] | None = None,
+        progress: bool = True,
+        stream: TextIO | None = None,
+    ):
+        if not grid:
+            raise ValueError("grid must name at least one parameter")
+        if int(replicates) != replicates or replicates < 1:
+            raise ValueError(f"replicates must be an integer >= 1, got {replicates}")
+        clash = set(grid) & set(RESERVED)
+        if clash:
+            raise ValueError(f"grid parameters may not be called {sorted(clash)} (reserved row columns)")
+        self.grid = {name: [_json_scalar(name, v) for v in values] for name, values in grid.items()}
+        for name, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid parameter {name!r} has no values")
+        self.replicates = int(replicates)
+        self.measure = measure
+        self.out_dir = Path(out_dir)
+        self.base_seed = int(base_seed)
+        self.batched = batched
+        self.extra = json.loads(json.dumps(dict(extra or {})))
+        self.seed_keys = list(self.grid) if seed_keys is None else list(seed_keys)
+        unknown = set(self.seed_keys) - set(self.grid)
+        if unknown:
+            raise ValueError(f"seed_keys {sorted(unknown)} are not grid parameters; the grid has {list(self.grid)}")
+        self.progress = progress
+        self.stream = stream if stream is not None else sys.stderr
+
+    # ------------------------------------------------------------------ the study
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the numbers (written to ``config.json``)."""
+        return {
+            "grid": self.grid,
+            "replicates": self.replicates,
+            "base_seed": self.base_seed,
+            "batched": self.batched,
+            "seed_keys": self.seed_keys,
+            "measure": f"{getattr(self.measure, '__module__', '?')}.{getattr(self.measure, '__qualname__', repr(self.measure))}",
+            "package_version": _package_version(),
+            "extra": self.extra,
+        }
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The grid points in order (last parameter varies fastest)."""
+        names = list(self.grid)
+        return [dict(zip(names, values)) for values in itertools.product(*self.grid.values())]
+
+    def seed(self, config: Mapping[str, Any], replicate: int) -> int:
+        """The seed of one row: :func:`derived_seed` of the ``seed_keys`` part of ``config``."""
+        return derived_seed(self.base_seed, {k: config[k] for k in self.seed_keys}, replicate)
+
+    @property
+    def results_path(self) -> Path:
+        return self.out_dir / "results.jsonl"
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> list[dict[str, Any]]:
+        """Measure every missing (config, replicate), append rows, write the CSV; return all rows in grid order."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._check_or_write_config()
+        done = {self._key(row): row for row in self._read_rows()}
+        pending = [
+            (config, [r for r in range(self.replicates) if self._key({**config, "replicate": r}) not in done])
+            for config in self.configs()
+        ]
+        pending = [(config, reps) for config, reps in pending if reps]
+        total = len(self.configs()) * self.replicates
+        finished = already = total - sum(len(reps) for _, reps in pending)
+        started = time.perf_counter()
+        self._show(finished, total, started, already)
+        with self.results_path.open("a") as sink:
+            for config, reps in pending:
+                seeds = [self.seed(config, r) for r in reps]
+                for replicate, seed, metrics in zip(reps, seeds, self._measure(config, seeds)):
+                    row = self._row(config, replicate, seed, metrics)
+                    sink.write(json.dumps(row) + "\n")
+                    sink.flush()
+                    os.fsync(sink.fileno())
+                    done[self._key(row)] = row
+                    finished += 1
+                    self._show(finished, total, started, already)
+        if self.progress:
+            self.stream.write("\n")
+        rows = [done[self._key({**c, "replicate": r})] for c in self.configs() for r in range(self.replicates)]
+        write_csv(self.out_dir / "results.csv", rows)
+        return rows
+
+    def _measure(self, config: dict[str, Any], seeds: list[int]) -> Iterator[Metrics]:
+        """Metrics per seed, lazily when unbatched (so each row is saved before the next is measured)."""
+        if self.batched:
+            results = list(self.measure(dict(config), list(seeds)))
+            if len(results) != len(seeds):
+                raise ValueError(f"batched measure returned {len(results)} results for {len(seeds)} seeds at {config}")
+            yield from results
+            return
+        for seed in seeds:
+            yield self.measure(dict(config), seed)
+
+    def _row(self, config: dict[str, Any], replicate: int, seed: int, metrics: Metrics) -> dict[str, Any]:
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"measure must return a dict of metrics, got {type(metrics).__name__} at {config}")
+        clash = set(metrics) & (set(config) | set(RESERVED))
+        if clash:
+            raise ValueError(f"metric names {sorted(clash)} clash with grid parameters or {RESERVED}")
+        return {**config, "replicate": replicate, "seed": seed, **{k: float(v) for k, v in metrics.items()}}
+
+    def _key(self, row: Mapping[str, Any]) -> str:
+        return json.dumps({**{name: row[name] for name in self.grid}, "replicate": row["replicate"]}, sort_keys=True)
+
+    def _check_or_write_config(self) -> None:
+        path = self.out_dir / "config.json"
+        current = self.config
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved != current:
+                changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+                raise ValueError(
+                    f"{path} describes a different sweep (fields {changed} differ); refusing to resume. "
+                    "Use a new output folder or delete the old one."
+                )
+            return
+        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+
+    def _read_rows(self) -> list[dict[str, Any]]:
+        """Rows already measured; a truncated last line (a crash mid-write) is dropped from the file."""
+        if not self.results_path.exists():
+            return []
+        lines = self.results_path.read_text().splitlines(keepends=True)
+        rows, kept = [], []
+        for line in lines:
+            try:
+                rows.append(json.loads(line))
+                kept.append(line if line.endswith("\n") else line + "\n")
+            except json.JSONDecodeError:
+                continue
+        if len(kept) != len(lines) or (lines and not lines[-1].endswith("\n")):
+            self.results_path.write_text("".join(kept))
+        return rows
+
+    def _show(self, finished: int, total: int, started: float, already: int) -> None:
+        if not self.progress:
+            return
+        elapsed = time.perf_counter() - started
+        fresh = finished - already
+        eta = elapsed / fresh * (total - finished) if fresh else float("nan")
+        bar = "#" * round(30 * finished / total)
+        self.stream.write(f"\r[sweep] {finished}/{total} |{bar:<30}| {elapsed:6.1f}s elapsed, eta {eta:6.1f}s")
+        self.stream.flush()
+
+
+# ---------------------------------------------------------------------- reading results
+
+
+def load_rows(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of a sweep folder's ``results.jsonl`` (complete lines only)."""
+    path = Path(out_dir) / "results.jsonl"
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A tidy CSV with the union of the rows' columns, in first-seen order."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def pivot(
+    rows: Sequence[Mapping[str, Any]], x: str, metric: str, group: str | None = None, where: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Arrays for :mod:`verify.plots`: sorted ``x`` values and, per ``group`` value, ``(replicates, len(x))``.
+
+    ``where`` keeps only rows whose columns equal the given values. Missing cells are NaN.
+    """
+    selected = [r for r in rows if all(r.get(k) == v for k, v in (where or {}).items())]
+    xs = sorted({r[x] for r in selected})
+    groups = sorted({str(r[group]) for r in selected}) if group else [metric]
+    replicates = sorted({r["replicate"] for r in selected})
+    curves = {g: np.full((len(replicates), len(xs)), np.nan) for g in groups}
+    for r in selected:
+        label = str(r[group]) if group else metric
+        curves[label][replicates.index(r["replicate"]), xs.index(r[x])] = r[metric]
+    return np.asarray(xs), curves
+
+
+def _json_scalar(name: str, value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (int, float, str, bool)) or value is None:
+        raise ValueError(f"grid values must be JSON scalars (int, float, str, bool); {name!r} has {value!r}")
+    return value
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("tfconstruct")
+    except metadata.PackageNotFoundError:
+        return "unknown"
