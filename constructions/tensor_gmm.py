@@ -1,0 +1,349 @@
+"""The spectral method of moments for spherical GMMs, with the tensor power core as transformer layers.
+
+**Pipeline** (:class:`SpectralGMM`), for samples $x_1..x_n \\in \\mathbb R^d$ and $K \\le d$ components:
+
+1. *Pre-processing (outside the transformer, torch float64, as the paper takes it as given):*
+   $\\hat\\sigma^2 = \\lambda_{\\min}(\\mathrm{Cov})$ with eigenvector $u$; $M_1 = \\frac1n\\sum_i x_i (u^\\top(x_i-\\bar x))^2$;
+   $M_2 = \\frac1n\\sum_i x_i x_i^\\top - \\hat\\sigma^2 I$; whitening $W = U\\Lambda^{-1/2}$ and $B = U\\Lambda^{1/2}$ from the
+   top-$K$ eigenpairs of $M_2$; the embedding writes $y_i = W^\\top x_i$, $m = W^\\top M_1$ and the rows of $W$, $B$.
+2. *Transformer layers:* $R = K$ components x $J$ iterations of :class:`~constructions.tensor.TensorPowerIteration`
+   over :class:`WhitenedData`, which computes **exactly**, from data tokens,
+
+   .. math::
+
+       T(I, v, v) = \\frac1n\\sum_i (y_i\\cdot v)^2\\, y_i - (v^\\top G v)\\, m - 2\\,(m\\cdot v)\\, G v,
+       \\qquad G = W^\\top W = \\sum_a w_a w_a^\\top,
+
+   then one layer un-whitens $\\hat\\mu_j = B\\,(\\lambda_j v_j)$ exactly.
+3. *Post-processing:* $\\hat\\pi_j = \\lambda_j^{-2} / \\sum_l \\lambda_l^{-2}$ (a division; outside the transformer).
+
+**Subspaces of** :class:`WhitenedData` (tokens $i = 0..n-1$ are the samples; tokens $a < d$ also carry row $a$ of
+$W$ and $B$):
+
+================== ====== ====================================================================
+``data``           K      $y_i = W^\\top x_i$
+``position``       P      position code $p_i$ (:mod:`constructions.tensor_codes`)
+``moment``         K      $m = W^\\top M_1$ (broadcast)
+``whiten_row``     K      $w_a = W^\\top e_a$ in token $a < d$, else 0
+``unwhiten_row``   K      $b_a = B^\\top e_a$ in token $a < d$, else 0
+``coordinate``     d      $e_a$ in token $a < d$, else 0
+``product``        K      scratch: $(v\\cdot y_i)\\,y_i$ (per token)
+``gram_v``         K      scratch: $G v$ (broadcast)
+``mean{j}``        d      $\\hat\\mu_j = B\\lambda_j v_j$ (broadcast)
+================== ====== ====================================================================
+
+**contract1** (4 heads): *self-selection* $\\pm v\\cdot y_j + \\beta(p_i\\cdot p_j - 1)$ with value $\\pm N y \\to$
+``product``: only $j = i$ survives when $\\beta\\gamma > \\max_j|v\\cdot y_j|$ ($\\gamma$ the code gap), so token $i$
+gets $(v\\cdot y_i) y_i$; and $\\pm\\langle v, w_j\\rangle$ with value $\\pm N w \\to$ ``gram_v``, giving
+$\\sum_a (v\\cdot w_a) w_a = G v$.
+**contract2** (6 heads): $\\pm\\langle v, y_j\\rangle$ with value $\\pm\\tfrac Nn$ ``product`` $\\to$ ``u`` gives
+$\\frac1n\\sum_j (v\\cdot y_j)^2 y_j$; $\\pm\\langle v, Gv\\rangle$ with value $\\mp m$ gives $-(v^\\top G v) m$;
+$\\pm\\langle m, v\\rangle$ with value $\\mp 2\\,Gv$ gives $-2(m\\cdot v) G v$.
+**unwhiten** ($2K$ heads): $\\pm\\langle \\lambda_j v_j, b_a\\rangle$ with value $\\pm N e_a \\to$ ``mean{j}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .attention import AttentionHead, MultiHeadAttention
+from .checks import as_batch, integer_in, positive
+from .example import TutorialExample
+from .model import Sublayer, Trace
+from .residual import ResidualLayout
+from .tensor import NormalisationDomain, PowerReadout, TensorPowerIteration, default_seeds, signed_pair
+from .tensor_codes import CodeKind, position_codes
+
+
+class WhitenedData:
+    """The data-token :class:`~constructions.tensor.Contraction` of the whitened Hsu-Kakade tensor.
+
+    Args:
+        samples: $n \\ge d$ data tokens.
+        data_dim: $d$, the dimension of the raw samples (rows of $W$, $B$ sit in tokens $a < d$).
+        dim: $K$, the whitened dimension.
+        data_bound: an upper bound on $\\max_i \\lVert y_i\\rVert$; the self-selection bound is
+            $\\beta = 2\\,$``data_bound``$/\\gamma$ (valid while $\\lVert v\\rVert < 2$).
+        code: position-code kind.
+    """
+
+    def __init__(self, samples: int, data_dim: int, dim: int, data_bound: float, code: CodeKind = "torus"):
+        self.data_dim = integer_in("data_dim", data_dim, 1)
+        self.dim = integer_in("dim (components K)", dim, 1, self.data_dim)
+        self.tokens = integer_in("samples", samples, max(2, self.data_dim))
+        self.data_bound = positive("data_bound", data_bound)
+        self.codes = position_codes(self.tokens, code)
+        self.gate_bound = 2.0 * self.data_bound / self.codes.gap
+        self.scratch = ("product", "gram_v")
+
+    def blocks(self, components: int) -> list[tuple[str, int]]:
+        k = self.dim
+        return [
+            ("data", k), ("position", self.codes.width), ("moment", k), ("whiten_row", k), ("unwhiten_row", k),
+            ("coordinate", self.data_dim), ("product", k), ("gram_v", k),
+        ] + [(f"mean{j}", self.data_dim) for j in range(components)]
+
+    def first_heads(self, layout: ResidualLayout) -> list[AttentionHead]:
+        n, beta = float(self.tokens), self.gate_bound
+        select = signed_pair(
+            layout,
+            lambda q, s: q.add("v", "data", s).add("position", "position", beta).add("one", "one", -beta),
+            lambda o, s: o.add("data", "product", s * n),
+            "select",
+        )
+        gram = signed_pair(layout, lambda q, s: q.add("v", "whiten_row", s), lambda o, s: o.add("whiten_row", "gram_v", s * n), "gram")
+        return select + gram
+
+    def second_heads(self, layout: ResidualLayout) -> list[AttentionHead]:
+        return (
+            signed_pair(layout, lambda q, s: q.add("v", "data", s), lambda o, s: o.add("product", "u", s), "cube")
+            + signed_pair(layout, lambda q, s: q.add("v", "gram_v", s), lambda o, s: o.add("moment", "u", -s), "gram_term")
+            + signed_pair(layout, lambda q, s: q.add("moment", "v", s), lambda o, s: o.add("gram_v", "u", -2.0 * s), "moment_term")
+        )
+
+    def final_layers(self, layout: ResidualLayout, components: int) -> list[Sublayer]:
+        n = float(self.tokens)
+        heads = [
+            head
+            for j in range(components)
+            for head in signed_pair(
+                layout,
+                lambda q, s, j=j: q.add(f"weighted{j}", "unwhiten_row", s),
+                lambda o, s, j=j: o.add("coordinate", f"mean{j}", s * n),
+                f"unwhiten{j}",
+            )
+        ]
+        return [MultiHeadAttention(heads, label="unwhiten")]
+
+    def values(
+        self, y: torch.Tensor, moment: torch.Tensor, whiten: torch.Tensor, unwhiten: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], int]:
+        """Token blocks from $y$ ``(b, n, K)``, $m$ ``(b, K)``, $W$ and $B$ ``(b, d, K)``; and the batch size."""
+        n, d, k = self.tokens, self.data_dim, self.dim
+        y = as_batch("whitened data y", y, 3)
+        if y.shape[1:] != (n, k):
+            raise ValueError(f"whitened data y must have shape (n, K) = ({n}, {k}), got {tuple(y.shape[1:])}")
+        largest = float(y.norm(dim=-1).max())
+        if largest > self.data_bound:
+            raise ValueError(
+                f"max_i |y_i| = {largest:.6g} exceeds data_bound = {self.data_bound:.6g}: the self-selection heads "
+                f"would leak; build the construction with data_bound >= {largest:.6g}"
+            )
+        batch = y.shape[0]
+        moment = as_batch("moment m", moment, 2).expand(batch, k)
+        rows = {}
+        for name, matrix in (("whiten_row", whiten), ("unwhiten_row", unwhiten)):
+            matrix = as_batch(name, matrix, 3)
+            if matrix.shape[1:] != (d, k):
+                raise ValueError(f"{name} matrix must have shape (d, K) = ({d}, {k}), got {tuple(matrix.shape[1:])}")
+            rows[name] = _first_tokens(matrix.expand(batch, d, k), n)
+        coordinate = _first_tokens(torch.eye(d, dtype=torch.float64).expand(batch, d, d), n)
+        position = torch.as_tensor(self.codes.vectors, dtype=torch.float64).expand(batch, n, self.codes.width)
+        values = {"data": y, "position": position, "moment": moment[:, None, :], "coordinate": coordinate, **rows}
+        return values, batch
+
+
+def _first_tokens(rows: torch.Tensor, tokens: int) -> torch.Tensor:
+    """``rows`` $(b, r, s)$ placed in tokens $0..r-1$ of $(b, n, s)$, zeros elsewhere."""
+    padded = rows.new_zeros(rows.shape[0], tokens, rows.shape[2])
+    padded[:, : rows.shape[1]] = rows
+    return padded
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """The pre-processing outputs (batched): $y$ ``(b, n, K)``, $m$ ``(b, K)``, $W$, $B$ ``(b, d, K)``,
+    $\\hat\\sigma^2$ ``(b,)`` and the top-$K$ eigenvalues of $M_2$ ``(b, K)``."""
+
+    y: torch.Tensor
+    moment: torch.Tensor
+    whiten: torch.Tensor
+    unwhiten: torch.Tensor
+    noise: torch.Tensor
+    pair_eigenvalues: torch.Tensor
+
+
+def preprocess(x: torch.Tensor | np.ndarray, components: int) -> Preprocessed:
+    """Moments and whitening (Hsu & Kakade 2013) of samples $x$ ``(n, d)`` or ``(b, n, d)``; $K \\le d$ required."""
+    x = as_batch("x", x, 3)
+    n, d = x.shape[1:]
+    integer_in("samples n", n, 2)
+    k = integer_in("components K", components, 1)
+    if k > d:
+        raise ValueError(
+            f"components K={k} exceeds the data dimension d={d}: the spectral method of moments needs K <= d "
+            f"(linearly independent means; sigma^2 as the smallest eigenvalue of Cov(x))"
+        )
+    mean = x.mean(dim=1)
+    second = x.transpose(1, 2) @ x / n
+    covariance = second - mean[:, :, None] * mean[:, None, :]
+    values, vectors = torch.linalg.eigh(covariance)
+    noise, direction = values[:, 0], vectors[:, :, 0]
+    projections = ((x - mean[:, None, :]) @ direction[:, :, None])[..., 0]
+    first = (x * projections[..., None] ** 2).mean(dim=1)
+    pairs = second - noise[:, None, None] * torch.eye(d, dtype=x.dtype)
+    pair_values, pair_vectors = torch.linalg.eigh(pairs)
+    top_values, top_vectors = pair_values.flip(-1)[:, :k], pair_vectors.flip(-1)[:, :, :k]
+    if not bool((top_values[:, -1] > 0).all()):
+        raise ValueError(
+            f"M2 has a non-positive K-th eigenvalue {top_values[:, -1].min().item():.3g} for K={k}: the means are not "
+            f"linearly independent at this sample size, so the data cannot be whitened"
+        )
+    whiten = top_vectors / top_values.sqrt()[:, None, :]
+    unwhiten = top_vectors * top_values.sqrt()[:, None, :]
+    moment = (whiten.transpose(1, 2) @ first[:, :, None])[..., 0]
+    return Preprocessed(x @ whiten, moment, whiten, unwhiten, noise, top_values)
+
+
+def contraction_bound(pre: Preprocessed) -> float:
+    """$\\max_b \\sup_{\\lVert v\\rVert = 1} \\lVert T(I, v, v)\\rVert \\le \\frac1n\\sum_i \\lVert y_i\\rVert^3
+    + 3\\lVert m\\rVert \\lVert G\\rVert$ (triangle inequality term by term)."""
+    cubes = pre.y.norm(dim=-1).pow(3).mean(dim=1)
+    gram_norm = torch.linalg.matrix_norm(pre.whiten.transpose(1, 2) @ pre.whiten, ord=2)
+    return float((cubes + 3.0 * pre.moment.norm(dim=-1) * gram_norm).max())
+
+
+@dataclass(frozen=True)
+class GMMEstimate:
+    """``weights`` $(b, K)$, ``means`` $(b, K, d)$, the power read-out, the pre-processing and the construction."""
+
+    weights: torch.Tensor
+    means: torch.Tensor
+    power: PowerReadout
+    preprocessed: Preprocessed
+    construction: "WhitenedDataPowerIteration"
+    trace: Trace | None
+
+
+class WhitenedDataPowerIteration:
+    """The transformer part: power iteration with deflation over :class:`WhitenedData`, then un-whitening."""
+
+    def __init__(
+        self,
+        samples: int,
+        data_dim: int,
+        components: int,
+        iterations: int,
+        width: int,
+        domain: NormalisationDomain,
+        data_bound: float,
+        newton_steps: int = 0,
+        code: CodeKind = "torus",
+    ):
+        self.contraction = WhitenedData(samples, data_dim, components, data_bound, code)
+        self.engine = TensorPowerIteration(self.contraction, components, iterations, width, domain, newton_steps)
+        self.model = self.engine.model
+        self.layout = self.engine.layout
+
+    def embed(self, pre: Preprocessed, seeds: np.ndarray | torch.Tensor) -> torch.Tensor:
+        values, batch = self.contraction.values(pre.y, pre.moment, pre.whiten, pre.unwhiten)
+        return self.engine.embed(seeds, values, batch)
+
+    def readout(self, stream: torch.Tensor) -> tuple[PowerReadout, torch.Tensor]:
+        """$(\\lambda_j, v_j)$ and the un-whitened means $\\hat\\mu_j$ ``(b, K, d)`` from token 0."""
+        means = torch.stack([self.layout.read(stream[:, 0], f"mean{j}") for j in range(self.engine.components)], dim=1)
+        return self.engine.readout(stream), means
+
+
+class SpectralGMM:
+    """Pre-processing + transformer + post-processing; ``fit(x)`` returns $(\\hat\\pi, \\hat\\mu)$.
+
+    The normaliser's domain is $[\\text{floor}\\cdot\\lambda_-^2,\\ 1.5\\,C^2]$ with $\\lambda_- = 1/2$ (population
+    eigenvalues are $\\pi_k^{-1/2} \\ge 1$) and $C$ = :func:`contraction_bound`; the self-selection bound uses
+    $\\max_i\\lVert y_i\\rVert$. Both are read from the data, so the weights are built per call.
+    """
+
+    def __init__(
+        self,
+        components: int,
+        iterations: int = 30,
+        width: int = 64,
+        newton_steps: int = 2,
+        code: CodeKind = "torus",
+        seed: int = 0,
+        floor: float = 1e-6,
+    ):
+        self.components = integer_in("components K", components, 1)
+        self.iterations = integer_in("iterations", iterations, 1)
+        self.width = integer_in("width", width, 1)
+        self.newton_steps = integer_in("newton_steps", newton_steps, 0)
+        self.code = code
+        self.seeds = default_seeds(self.components, self.components, seed)
+        self.floor = positive("floor", floor, 1.0)
+
+    def build(self, pre: Preprocessed) -> WhitenedDataPowerIteration:
+        """The construction sized for this pre-processed batch."""
+        domain = NormalisationDomain(self.floor * 0.25, 1.5 * contraction_bound(pre) ** 2)
+        n, d = pre.y.shape[1], pre.whiten.shape[1]
+        bound = float(pre.y.norm(dim=-1).max())
+        return WhitenedDataPowerIteration(
+            n, d, self.components, self.iterations, self.width, domain, bound, self.newton_steps, self.code
+        )
+
+    def fit(self, x: torch.Tensor | np.ndarray, *, trace: bool = False) -> GMMEstimate:
+        pre = preprocess(x, self.components)
+        construction = self.build(pre)
+        stream = construction.embed(pre, self.seeds)
+        result = construction.model(stream, trace=trace)
+        final = result.output if trace else result
+        power, means = construction.readout(final)
+        raw = power.eigenvalues.pow(-2.0)
+        return GMMEstimate(raw / raw.sum(dim=1, keepdim=True), means, power, pre, construction, result if trace else None)
+
+
+def tutorial_notes(construction: WhitenedDataPowerIteration) -> str:
+    """Markdown notes for :func:`tutorial_example`."""
+    c = construction.contraction
+    return f"""
+A spherical mixture with $d = {c.data_dim}$, $K = {c.dim}$ and $n = {c.tokens}$ samples, one token per sample.
+Pre-processing (moments, $\\hat\\sigma^2$, the eigen-decomposition of $M_2$) happened before the embedding, which
+holds the whitened samples $y_i = W^\\top x_i \\in \\mathbb R^K$.
+
+**Subspaces.** `data` = $y_i$; `position` = a {c.codes.kind} code $p_i$ (gap $\\gamma = {c.codes.gap:.3g}$);
+`moment` = $m = W^\\top M_1$ (same in every token); `whiten_row`, `unwhiten_row`, `coordinate` = row $a$ of $W$,
+row $a$ of $B$ and $e_a$ in token $a < d$; `v` = the iterate (starts at a fixed seed); `u`, `norm_sq`, `inv_norm`,
+`next`, `product`, `gram_v`, `overlap` = scratch, zero between iterations; `seed{{j}}`, `component{{j}}`,
+`weighted{{j}}` ($=\\lambda_j v_j$), `eigenvalue{{j}}`, `mean{{j}}` = inputs and results per component.
+
+**One iteration** (4 attention + 2 MLP sublayers, the same weights every time):
+
+1. `contract1`: heads with score $\\pm v\\cdot y_j + \\beta(p_i\\cdot p_j - 1)$, $\\beta = {c.gate_bound:.4g}$: every
+   off-diagonal score is negative, so token $i$ adds $(v\\cdot y_i)\\,y_i$ to `product`. Heads $\\pm\\langle v, w_j\\rangle$
+   add $Gv = \\sum_a (v\\cdot w_a) w_a$ to `gram_v`. Deflation heads $\\pm\\langle v, v_p\\rangle$ write $c_p$ to `overlap`.
+2. `contract2`: $u = \\frac1n\\sum_j (v\\cdot y_j)^2 y_j - (v^\\top G v)\\,m - 2(m\\cdot v)\\,Gv - \\sum_p \\lambda_p c_p^2 v_p$,
+   exactly the deflated whitened tensor applied as $T_j(I, v, v)$.
+3. `norm`: score $\\langle u, u\\rangle \\ge 0$ writes $r = \\lVert u\\rVert^2$.
+4. MLP `inv_sqrt`: {construction.engine.width + 2} hinge units give $f = \\hat\\phi_M(r) \\approx r^{{-1/2}}$ (and clear the scratch).
+5. `rescale`: score $f > 0$, value $u$: `next` $= f\\,u$.
+6. MLP `overwrite`: `v` $\\leftarrow$ `next`, scratch cleared.
+
+**Finishing component $j$**: `eigen` heads $\\pm\\langle v, u\\rangle$ write $\\lambda_j = T_j(v, v, v)$ and
+$\\lambda_j v$; an MLP stores $v$ in `component{{j}}` and loads `seed{{j+1}}`. **Un-whitening**: heads
+$\\pm\\langle \\lambda_j v_j, b_a\\rangle$ with value $n\\,e_a$ write $\\hat\\mu_j = B\\lambda_j v_j$ into `mean{{j}}`.
+
+**Reading the result**: token 0 of the final stream holds `eigenvalue{{j}}` and `mean{{j}}`;
+$\\hat\\pi_j = \\lambda_j^{{-2}}/\\sum_l \\lambda_l^{{-2}}$ is post-processing. The direction of every iterate is that of the
+exact power method; only $\\lVert v\\rVert$ carries the hinge error $\\delta \\le \\tfrac{{3}}{{32}}(\\rho-1)^2\\sqrt\\rho$.
+"""
+
+
+def tutorial_example() -> TutorialExample:
+    """Two components in $d = 2$ from $n = 12$ samples, 3 iterations each, $M = 16$ knots, one Newton step."""
+    rng = np.random.default_rng(0)
+    means = np.array([[3.0, 0.5], [-0.5, 3.0]])
+    labels = np.arange(12) % 2
+    x = means[labels] + 0.5 * rng.standard_normal((12, 2))
+    pipeline = SpectralGMM(2, iterations=3, width=16, newton_steps=1)
+    pre = preprocess(x, 2)
+    construction = pipeline.build(pre)
+    stream = construction.embed(pre, pipeline.seeds)
+    return TutorialExample(
+        "Spectral method of moments: cubic tensor power iteration from data tokens",
+        construction.model,
+        stream,
+        tutorial_notes(construction),
+    )
+
