@@ -1,4 +1,5 @@
-"""Command-line interface: ``tfconstruct report`` runs the main job; ``bounds`` prints the theory."""
+"""Command-line interface: ``tfconstruct report`` runs the main job; ``bounds`` prints the theory;
+``docs`` regenerates the tutorials."""
 
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     bounds = commands.add_parser("bounds", help="print every registered error bound (plain text or LaTeX)")
     bounds.add_argument("--latex", action="store_true", help="print a LaTeX fragment instead of plain text")
     bounds.add_argument("--name", action="append", help="print only this bound (repeatable)")
+    docs = commands.add_parser("docs", help="regenerate the tutorials (one per construction) from the code")
+    docs.add_argument("--out", type=Path, default=Path("docs"), help="output folder (default: ./docs)")
     args = parser.parse_args(argv)
+    if args.command == "docs":
+        from .tutorial import generate_tutorials
+
+        for path in generate_tutorials(args.out):
+            print(f"wrote {path}")
+        return 0
     if args.command == "bounds":
         return _print_bounds(args.name, args.latex)
     if args.command == "report":
