@@ -1,0 +1,60 @@
+"""Shared helpers for the EM tests: running a construction next to the numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from constructions.em import EMConstruction, EMReadout
+from verify.reference.em import MixtureState, initial_state, lloyd, soft_em
+from verify.strategies.mixtures import MixtureInstance
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+def score_tolerance(beta: float, radius: float, factor: float = 64.0) -> float:
+    """Round-off allowance for quantities computed from E-step scores $\\beta(\\langle x,\\mu\\rangle - s/2)$.
+
+    The scores carry an absolute error of a few $\\epsilon\\,\\beta R^2$ (anchors §3.1: tolerances
+    scale with the data's offset), and responsibilities inherit it.
+    """
+    return factor * EPS * (1.0 + beta * radius**2)
+
+
+def mean_errors(readouts: list[EMReadout], reference: list[MixtureState], item: int = 0) -> np.ndarray:
+    """$\\max_k\\|\\hat\\mu_k^{(t)} - \\mu_k^{(t)}\\|$ for $t = 1..L$ (batch entry ``item``)."""
+    return np.array(
+        [np.linalg.norm(r.means[item].numpy() - s.means, axis=1).max() for r, s in zip(readouts, reference)]
+    )
+
+
+def soft_pair(
+    instance: MixtureInstance, iterations: int, *, width: int = 64, update_weights: bool = True, **options
+) -> tuple[EMConstruction, list[EMReadout], list[MixtureState]]:
+    """Soft EM with $\\beta = 1/\\sigma^2$ from the instance's initialisation: construction and reference."""
+    beta = options.pop("beta", 1.0 / instance.noise**2)
+    construction = EMConstruction(
+        instance.clusters,
+        instance.dim,
+        iterations,
+        mode="soft",
+        beta=beta,
+        radius=instance.radius,
+        width=width,
+        update_weights=update_weights,
+        **options,
+    )
+    readouts = construction.trajectory(construction.embed(instance.points, instance.init_means))
+    state = initial_state(instance.init_means, variance=1.0 / beta)
+    reference = soft_em(instance.points, state, iterations, update_weights=update_weights)
+    return construction, readouts, reference
+
+
+def hard_pair(
+    instance: MixtureInstance, iterations: int, beta: float, **options
+) -> tuple[EMConstruction, list[EMReadout], list[MixtureState]]:
+    """Lloyd from the instance's initialisation: construction and reference."""
+    construction = EMConstruction(
+        instance.clusters, instance.dim, iterations, mode="hard", beta=beta, radius=instance.radius, **options
+    )
+    readouts = construction.trajectory(construction.embed(instance.points, instance.init_means))
+    return construction, readouts, lloyd(instance.points, instance.init_means, iterations)
