@@ -128,3 +128,10 @@ def test_seed_keys_give_common_random_numbers_across_a_parameter(tmp_path):
     assert seeds_by_width[4] == seeds_by_width[8] == seeds_by_width[16]
     with pytest.raises(ValueError, match="not grid parameters"):
         Sweep(GRID, 2, measure, tmp_path, seed_keys=["n"])
+
+
+def test_restart_on_change_discards_the_old_study(tmp_path):
+    Sweep(GRID, 2, measure, tmp_path, progress=False).run()
+    rows = Sweep({"width": [4], "d": [2]}, 1, measure, tmp_path, restart_on_change=True, progress=False).run()
+    assert len(rows) == 1 and len(load_rows(tmp_path)) == 1
+    assert json.loads((tmp_path / "config.json").read_text())["grid"] == {"width": [4], "d": [2]}

@@ -339,3 +339,14 @@ def test_tensor_power_iteration_is_quadratic_as_derived(inst):
         assert tan == pytest.approx(float(tensor_power_tan(lambdas, c0, steps)), rel=1e-9, abs=1e-14)
         check_bound(TENSOR_POWER_DEPTH, tan, instance={**inst, "t": steps}, atol=1e-14,
                     r=inst["r"], K=components, lambda_1=lambdas[0], lambda_min=lambdas.min(), t=steps)
+
+
+def test_approximation_study_rows_meet_their_bounds(tmp_path):
+    from verify.approximation_study import PARTS, approximation_sweep
+
+    rows = approximation_sweep(tmp_path, list(PARTS), [8, 16], 2, progress=False).run()
+    assert len(rows) == len(PARTS) * 2 * 2
+    for row in rows:
+        assert row["error"] <= row["bound"] + row["round_off"], row
+    for name in PARTS:  # the same random instance at both widths (seed_keys=["part"])
+        assert len({r["seed"] for r in rows if r["part"] == name and r["replicate"] == 0}) == 1

@@ -59,6 +59,8 @@ class Sweep:
         batched: call ``measure`` once per grid point with all missing seeds.
         extra: further JSON settings to record in ``config.json`` (and to match on resume).
         seed_keys: the grid parameters the seeds depend on (default: all of them).
+        restart_on_change: if ``config.json`` describes a different study, discard its rows and
+            start over instead of refusing (for generated reports, whose folders are disposable).
         progress: write a text progress bar to ``stream`` (stderr by default).
     """
 
@@ -73,6 +75,7 @@ class Sweep:
         batched: bool = False,
         extra: Mapping[str, Any] | None = None,
         seed_keys: Sequence[str] | None = None,
+        restart_on_change: bool = False,
         progress: bool = True,
         stream: TextIO | None = None,
     ):
@@ -94,11 +97,13 @@ class Sweep:
         self.batched = batched
         self.extra = json.loads(json.dumps(dict(extra or {})))
         self.seed_keys = list(self.grid) if seed_keys is None else list(seed_keys)
+        self.restart_on_change = restart_on_change
         unknown = set(self.seed_keys) - set(self.grid)
         if unknown:
             raise ValueError(f"seed_keys {sorted(unknown)} are not grid parameters; the grid has {list(self.grid)}")
         self.progress = progress
         self.stream = stream if stream is not None else sys.stderr
+        self._last_drawn = 0.0
 
     # ------------------------------------------------------------------ the study
 
@@ -189,13 +194,15 @@ class Sweep:
         current = self.config
         if path.exists():
             saved = json.loads(path.read_text())
-            if saved != current:
+            if saved == current:
+                return
+            if not self.restart_on_change:
                 changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
                 raise ValueError(
                     f"{path} describes a different sweep (fields {changed} differ); refusing to resume. "
                     "Use a new output folder or delete the old one."
                 )
-            return
+            self.results_path.unlink(missing_ok=True)
         path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
 
     def _read_rows(self) -> list[dict[str, Any]]:
@@ -215,9 +222,14 @@ class Sweep:
         return rows
 
     def _show(self, finished: int, total: int, started: float, already: int) -> None:
+        """Redraw the bar at most every 0.2 s (and always at the start and the end)."""
         if not self.progress:
             return
-        elapsed = time.perf_counter() - started
+        now = time.perf_counter()
+        if finished not in (already, total) and now - self._last_drawn < 0.2:
+            return
+        self._last_drawn = now
+        elapsed = now - started
         fresh = finished - already
         eta = elapsed / fresh * (total - finished) if fresh else float("nan")
         bar = "#" * round(30 * finished / total)
