@@ -135,3 +135,14 @@ def test_restart_on_change_discards_the_old_study(tmp_path):
     rows = Sweep({"width": [4], "d": [2]}, 1, measure, tmp_path, restart_on_change=True, progress=False).run()
     assert len(rows) == 1 and len(load_rows(tmp_path)) == 1
     assert json.loads((tmp_path / "config.json").read_text())["grid"] == {"width": [4], "d": [2]}
+
+
+def test_sweep_command_runs_the_approximation_study_and_resumes(tmp_path, capsys):
+    from verify.cli import main
+
+    args = ["sweep", "approximation", "--out", str(tmp_path), "--widths", "8", "16", "--replicates", "1"]
+    assert main(args) == 0
+    first = (tmp_path / "results.csv").read_text()
+    assert (tmp_path / "product.png").exists() and "violations 0" in capsys.readouterr().out
+    assert main(args) == 0  # resumes: nothing left to measure, same table
+    assert (tmp_path / "results.csv").read_text() == first

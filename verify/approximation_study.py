@@ -104,7 +104,7 @@ PARTS: dict[str, Part] = {
              r"$s^2$ on $M$ uniform intervals of $[-R, R]$"),
         Part("product", PRODUCT_VIA_SQUARES, lambda rng: {"R": rng.uniform(0.5, 3.0)}, _product_error,
              lambda inst: ROUND_OFF * 4 * inst["R"] ** 2, -2.0,
-             r"$xy$ from two squares on $[-2R, 2R]$, $|x|, |y| \le R$"),
+             r"$xy$ from two squares on $[-2R, 2R]$, $|x|, |y| \leq R$"),
         Part("staircase", SIGMOID_STAIRCASE_SCALED, _draw_sine, _staircase_error,
              lambda inst: ROUND_OFF * inst["amplitude"], -1.0,
              r"$A\sin(\omega u + \phi)$ by $M$ softmax-head sigmoids, $\gamma h = 8$"),
