@@ -36,7 +36,7 @@ $T(I, v, v)$ into ``u``. :class:`TensorInTokens` (here) holds the tensor in $k$ 
 
 **One iteration = 4 attention + 2 MLP sublayers**: ``contract1``, ``contract2`` (contraction heads, plus
 deflation heads $\\pm\\langle v, v_p\\rangle \\to c_p$ and $\\langle c_p, c_p\\rangle \\to -\\lambda_p v_p$), ``norm``
-($\\langle u, u\\rangle \\to r$), MLP ``inv_sqrt`` ($M+2$ hinge units, and exact clears of the scratch),
+($\\langle u, u\\rangle \\to r$), MLP ``inv_sqrt`` ($M+1$ hinge units, and exact clears of the scratch),
 ``rescale`` (score $f\\cdot 1 > 0$, value $u \\to$ ``next``) and MLP ``overwrite`` (``v`` $\\leftarrow$ ``next``
 per token, which keeps broadcast slots identical to round-off). **Finishing a component** = ``contract1``,
 ``contract2``, ``eigen`` (heads $\\pm\\langle v, u\\rangle$ writing $\\lambda_j$ and $\\lambda_j v$) and an MLP
@@ -53,16 +53,20 @@ from typing import Callable, Literal, Protocol
 import numpy as np
 import torch
 
+from theory.interpolation import INV_SQRT_RELATIVE
+
 from .attention import AttentionHead, MultiHeadAttention
 from .checks import as_batch, integer_in, positive
+from .example import TutorialExample
 from .mlp import MLPBuilder
 from .model import Sublayer, Trace, Transformer
 from .moves import clear, copy, replace
-from .piecewise import PiecewiseLinear, geometric_knots
+from .piecewise import geometric_knots
 from .residual import ResidualLayout
 from .weights import Bilinear, LinearMap
 
 SEED_NORM_TOLERANCE = 1e-6
+MAX_NORM_ERROR = 0.5
 
 
 def signed_pair(
@@ -96,6 +100,51 @@ class Contraction(Protocol):
 
 
 @dataclass(frozen=True)
+class InverseSqrtHinges:
+    """The interpolant $\\hat\\phi_M$ of $s^{-1/2}$ on knots $t_0 < \\dots < t_M$, as **right-anchored** hinges
+
+    .. math::
+
+        \\hat\\phi_M(s) = f_M + \\sum_{m=1}^{M} c_m\\,\\sigma(t_m - s), \\qquad
+        c_m = \\sigma_m - \\sigma_{m-1}\\ (1 \\le m < M), \\quad c_M = -\\sigma_{M-1},
+
+    with $f_m = t_m^{-1/2}$ and slopes $\\sigma_m = (f_{m+1} - f_m)/(t_{m+1} - t_m)$. It equals the interpolant on
+    $[t_0, t_M]$, is flat ($= f_M$) above $t_M$ and keeps the slope $\\sigma_0$ below $t_0$, so it is $> 0$
+    everywhere. Because $s^{-1/2}$ is convex and decreasing every $c_m \\ge 0$: all terms are non-negative and
+    nothing cancels. The left-anchored form of :class:`~constructions.piecewise.PiecewiseLinear` sums terms of size
+    $\\approx a^{-3/2} s$ that cancel down to $s^{-1/2}$, losing $\\log_{10}(a^{-3/2} b)$ digits
+    (already $10^{-4}$ relative at $[a, b] = [2.5\\cdot 10^{-7}, 10^2]$); here the round-off stays at $\\approx 10^{-16}$
+    for any domain. $M + 1$ hidden units.
+    """
+
+    knots: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def on(cls, low: float, high: float, width: int) -> "InverseSqrtHinges":
+        knots = geometric_knots(low, high, width)
+        return cls(knots, knots**-0.5)
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """$c_1..c_M$."""
+        slopes = np.diff(self.values) / np.diff(self.knots)
+        return np.concatenate([np.diff(slopes), [-slopes[-1]]])
+
+    def __call__(self, s: np.ndarray) -> np.ndarray:
+        """Evaluate $\\hat\\phi_M$ in numpy (what the MLP computes)."""
+        s = np.asarray(s, dtype=np.float64)
+        return self.values[-1] + np.maximum(self.knots[1:] - s[..., None], 0.0) @ self.coefficients
+
+    def add_to(self, builder: MLPBuilder, src: str, dst: str) -> MLPBuilder:
+        """Units computing $dst \\mathrel{+}= \\hat\\phi_M(src)$ for a size-1 ``src``."""
+        for t, c in zip(self.knots[1:], self.coefficients):
+            builder.group({src: -1.0}, {dst: float(c)}, bias=float(t), label=f"hinge {src}@{t:.3g}")
+        builder.group({}, {dst: float(self.values[-1])}, bias=1.0, label=f"offset {dst}")
+        return builder
+
+
+@dataclass(frozen=True)
 class NormalisationDomain:
     """$[a, b]$ = [``low``, ``high``]: the range of $r = \\lVert T_j(I, v, v)\\rVert^2$ the $r^{-1/2}$ hinges cover."""
 
@@ -108,7 +157,7 @@ class NormalisationDomain:
             raise ValueError(f"domain high must be finite and > low={self.low:g}, got {self.high!r}")
 
     @classmethod
-    def for_weights(cls, low: float, high: float, floor: float = 1e-6) -> "NormalisationDomain":
+    def for_weights(cls, low: float, high: float, floor: float = 1e-9) -> "NormalisationDomain":
         """For an (approximately) odeco tensor with weights in $[\\lambda_-, \\lambda_+]$:
         $[\\text{floor}\\cdot\\lambda_-^2,\\ 1.5\\,\\lambda_+^2]$. The top covers $\\lambda_+^2 (1+\\delta)^4$ for
         $\\delta \\le 0.1$; ``floor`` covers seeds whose overlaps $c$ with the remaining components have
@@ -117,9 +166,9 @@ class NormalisationDomain:
         positive("weight high", high)
         return cls(floor * low**2, 1.5 * high**2)
 
-    def interpolant(self, width: int) -> PiecewiseLinear:
+    def interpolant(self, width: int) -> InverseSqrtHinges:
         """$\\hat\\phi_M$: the hinge interpolant of $s^{-1/2}$ on $M$ = ``width`` geometric intervals."""
-        return PiecewiseLinear.interpolate(lambda s: s**-0.5, geometric_knots(self.low, self.high, width))
+        return InverseSqrtHinges.on(self.low, self.high, width)
 
 
 @dataclass(frozen=True)
@@ -137,7 +186,8 @@ class TensorPowerIteration:
         contraction: where $T$ lives and how $T(I, v, v)$ is computed.
         components: $R \\le k$ components to extract.
         iterations: $J \\ge 1$ power steps per component.
-        width: $M \\ge 1$ knot intervals of the $r^{-1/2}$ MLP.
+        width: $M$ knot intervals of the $r^{-1/2}$ MLP; the norm-error bound $\\delta_M$ must be $\\le 1/2$
+            (so that $\\lVert v\\rVert < 2$ everywhere), else a ``ValueError`` names the smallest valid $M$.
         domain: the range $[a, b]$ of $r$ that the knots cover.
         newton_steps: Newton norm refinements before each read-out.
     """
@@ -158,6 +208,13 @@ class TensorPowerIteration:
         self.width = integer_in("width", width, 1)
         self.newton_steps = integer_in("newton_steps", newton_steps, 0)
         self.domain = domain
+        self.norm_error_bound = INV_SQRT_RELATIVE(M=self.width, a=domain.low, b=domain.high)
+        if not self.norm_error_bound <= MAX_NORM_ERROR:
+            raise ValueError(
+                f"width M={self.width} is too small for the domain [{domain.low:.3g}, {domain.high:.3g}]: the norm error "
+                f"bound {self.norm_error_bound:.3g} exceeds {MAX_NORM_ERROR} (needed for |v| < 2 in the self-selection, "
+                f"shift and Newton scores); use M >= {INV_SQRT_RELATIVE.width_for(MAX_NORM_ERROR, a=domain.low, b=domain.high)}"
+            )
         self.interpolant = domain.interpolant(self.width)
         k, r = self.dim, self.components
         blocks = contraction.blocks(r) + [
@@ -406,3 +463,43 @@ def default_seeds(dim: int, components: int, seed: int = 0) -> np.ndarray:
     a Haar-random orthogonal $k\\times k$ matrix from ``numpy.random.default_rng(seed)`` (unit, generic)."""
     q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, dim)))
     return (q * np.sign(np.diag(r))).T[:components]
+
+
+def tutorial_example() -> TutorialExample:
+    """Both components of a $2\\times2\\times2$ odeco tensor: 2 iterations each, $M = 16$, one Newton step."""
+    weights, angle = np.array([2.0, 1.0]), 0.6
+    basis = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+    tensor = np.einsum("k,ka,kb,kc->abc", weights, basis, basis, basis)
+    construction = OdecoPowerIteration(2, 2, 2, 16, NormalisationDomain.for_weights(1.0, 2.0, floor=1e-2), newton_steps=1)
+    stream = construction.embed(tensor, default_seeds(2, 2))
+    notes = f"""
+The tensor $T = 2\\,v_0^{{\\otimes 3}} + v_1^{{\\otimes 3}}$ with orthonormal $v_0, v_1$ (a rotation by 0.6 rad) sits in
+$k = 2$ tokens: token $j$ holds the slice $T_{{:, j, :}}$ in `tensor` ($T_{{a j m}}$ at coordinate $a k + m$) and
+$e_j$ in `index`. Every other subspace is the same in both tokens: `one` = 1, `v` = the iterate (starts at a fixed
+unit seed), `seed1` = the second seed; `u`, `norm_sq`, `inv_norm`, `next`, `own`, `overlap` are scratch and are
+zero between iterations; `component{{j}}`, `weighted{{j}}` ($=\\lambda_j v_j$), `eigenvalue{{j}}` hold the results.
+
+**One iteration** (the same 6 sublayers each time):
+
+1. `contract1`: heads with score $\\pm\\langle e_i, v\\rangle$ and value $\\pm 1$ write $v_j$ into `own` of token $j$.
+   From the second component on, heads $\\pm\\langle v, v_p\\rangle$ also write $c_p = v_p\\cdot v$ into `overlap`.
+2. `contract2`: head $m$ scores $v_m v_j + 2$ (query `v[m]`, key `own`, plus $2\\langle 1, 1\\rangle$) and carries
+   $N\\,T_{{:, j, m}}$; a shift head (score 2) carries $-N\\sum_m T_{{:, j, m}}$. The ReLU never clips (all scores
+   $\\ge 0$ while $\\lVert v\\rVert \\le 2$), so `u` $= \\sum_{{j,m}} v_j v_m T_{{:, j, m}} = T(I, v, v)$ exactly. Deflation heads with
+   score $\\langle c_p, c_p\\rangle = c_p^2$ and value $-\\lambda_p v_p$ subtract the finished components.
+3. `norm`: score $\\langle u, u\\rangle$, value `one` $\\to$ `norm_sq`: $r = \\lVert u\\rVert^2$.
+4. MLP `inv_sqrt`: {construction.engine.width + 1} units $f_M + \\sum_m c_m\\,\\sigma(t_m - r) \\approx r^{{-1/2}}$ (all $c_m \\ge 0$);
+   it also clears `own` and `overlap`.
+5. `rescale`: score $f\\cdot 1 > 0$, value `u` $\\to$ `next`: `next` $= f\\,u$, parallel to $u$ whatever the error in $f$.
+6. MLP `overwrite`: `v` $\\leftarrow$ `next`; `u`, `norm_sq`, `inv_norm` $\\leftarrow 0$ (exact ReLU pairs).
+
+**Newton** (3 sublayers): $r = \\lVert v\\rVert^2$, then a head with score $\\tfrac32 - \\tfrac12 r$ writes
+$(\\tfrac32 - \\tfrac12\\lVert v\\rVert^2)\\,v$, which the MLP moves into `v`: the norm error $e$ becomes $-e^2(3+e)/2$.
+
+**Finishing component $j$**: `contract1`/`contract2` once more, then `eigen` heads $\\pm\\langle v, u\\rangle$ write
+$\\lambda_j = T_j(v, v, v)$ and $\\lambda_j v$; an MLP copies `v` into `component{{j}}` and loads `seed{{j+1}}`.
+
+**Reading the result**: `eigenvalue0`, `eigenvalue1` $\\approx 2, 1$ and `component0`, `component1` $\\approx v_0, v_1$ in
+either token; their directions are those of the exact power method, their norms within $\\delta$ of 1.
+"""
+    return TutorialExample("Cubic tensor power iteration (tensor in tokens)", construction.model, stream, notes)

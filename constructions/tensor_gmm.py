@@ -264,7 +264,7 @@ class SpectralGMM:
         newton_steps: int = 2,
         code: CodeKind = "torus",
         seed: int = 0,
-        floor: float = 1e-6,
+        floor: float = 1e-9,
     ):
         self.components = integer_in("components K", components, 1)
         self.iterations = integer_in("iterations", iterations, 1)
@@ -316,7 +316,7 @@ row $a$ of $B$ and $e_a$ in token $a < d$; `v` = the iterate (starts at a fixed 
 2. `contract2`: $u = \\frac1n\\sum_j (v\\cdot y_j)^2 y_j - (v^\\top G v)\\,m - 2(m\\cdot v)\\,Gv - \\sum_p \\lambda_p c_p^2 v_p$,
    exactly the deflated whitened tensor applied as $T_j(I, v, v)$.
 3. `norm`: score $\\langle u, u\\rangle \\ge 0$ writes $r = \\lVert u\\rVert^2$.
-4. MLP `inv_sqrt`: {construction.engine.width + 2} hinge units give $f = \\hat\\phi_M(r) \\approx r^{{-1/2}}$ (and clear the scratch).
+4. MLP `inv_sqrt`: {construction.engine.width + 1} hinge units give $f = \\hat\\phi_M(r) \\approx r^{{-1/2}}$ (and clear the scratch).
 5. `rescale`: score $f > 0$, value $u$: `next` $= f\\,u$.
 6. MLP `overwrite`: `v` $\\leftarrow$ `next`, scratch cleared.
 
@@ -331,12 +331,12 @@ exact power method; only $\\lVert v\\rVert$ carries the hinge error $\\delta \\l
 
 
 def tutorial_example() -> TutorialExample:
-    """Two components in $d = 2$ from $n = 12$ samples, 3 iterations each, $M = 16$ knots, one Newton step."""
+    """Two components in $d = 2$ from $n = 12$ samples, 2 iterations each, $M = 32$ knots, one Newton step."""
     rng = np.random.default_rng(0)
     means = np.array([[3.0, 0.5], [-0.5, 3.0]])
     labels = np.arange(12) % 2
     x = means[labels] + 0.5 * rng.standard_normal((12, 2))
-    pipeline = SpectralGMM(2, iterations=3, width=16, newton_steps=1)
+    pipeline = SpectralGMM(2, iterations=2, width=32, newton_steps=1)
     pre = preprocess(x, 2)
     construction = pipeline.build(pre)
     stream = construction.embed(pre, pipeline.seeds)

@@ -1,0 +1,245 @@
+"""The tensor power iteration transformer, layer by layer and whole, against the numpy reference."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from constructions.mlp import MLPBuilder
+from constructions.model import Transformer
+from constructions.residual import ResidualLayout
+from constructions.tensor import (
+    InverseSqrtHinges,
+    NormalisationDomain,
+    OdecoPowerIteration,
+    default_seeds,
+    tutorial_example,
+)
+from constructions.tensor_codes import position_codes
+from constructions.tensor_gmm import WhitenedDataPowerIteration, preprocess
+from constructions.tensor_gmm import tutorial_example as gmm_tutorial_example
+from theory.propagation import newton_norm_error
+from theory.tensor import NORM_WIDTH
+from verify.bound_check import check_bound
+from verify.rates import assert_rate
+from verify.reference.moments import whitened_contraction
+from verify.reference.tensor import contract, tensor_power_method
+from verify.strategies.tensors import build_means, build_odeco, sample_mixture, tgmm_weights
+
+EPS = float(np.finfo(np.float64).eps)
+ODECO = build_odeco(np.array([3.0, 2.0, 1.5, 1.2]), 4, seed=1)
+ODECO_DOMAIN = NormalisationDomain.for_weights(1.2, 3.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls: one thread avoids oversubscription on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def prefix(construction, count: int) -> Transformer:
+    """The first ``count`` sublayers of a construction."""
+    return Transformer(construction.layout, construction.model.layers[:count])
+
+
+def direction_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """$1 - |\\cos\\angle(a, b)|$ along the last axis."""
+    cos = np.abs((a * b).sum(-1)) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return 1.0 - cos
+
+
+def gmm_instance(samples: int = 60, dimension: int = 4, components: int = 3, seed: int = 0):
+    weights = tgmm_weights(np.linspace(0.3, 0.7, components))
+    means = build_means(dimension, components, separation=5.0, cosine=0.3, seed=seed)
+    return sample_mixture(weights, means, samples, seed=seed + 1)
+
+
+def gmm_construction(pre, code="torus", iterations=2, width=32, newton_steps=0):
+    n, d, k = pre.y.shape[1], pre.whiten.shape[1], pre.y.shape[2]
+    bound = float(pre.y.norm(dim=-1).max())
+    return WhitenedDataPowerIteration(n, d, k, iterations, width, NormalisationDomain(1e-6, 1e4), bound, newton_steps, code)
+
+
+# --- exact parts ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("heads", ["shifted", "signed"])
+def test_tensor_in_tokens_contracts_exactly(heads):
+    """contract1 + contract2 add T(I, v, v) in every token, for any (even non-symmetric) tensor."""
+    rng = np.random.default_rng(0)
+    tensor = rng.standard_normal((3, 4, 4, 4))
+    seeds = rng.standard_normal((3, 1, 4))
+    seeds /= np.linalg.norm(seeds, axis=-1, keepdims=True)
+    construction = OdecoPowerIteration(4, 1, 1, 32, NormalisationDomain(1e-3, 1e3), heads=heads)
+    u = construction.layout.read(prefix(construction, 2)(construction.embed(tensor, seeds)), "u").numpy()
+    for b in range(3):
+        reference = contract(tensor[b], seeds[b, 0])
+        np.testing.assert_allclose(u[b], np.tile(reference, (4, 1)), rtol=0, atol=1e-14 * np.abs(tensor[b]).sum())
+
+
+@pytest.mark.parametrize("code", ["onehot", "circle", "torus"])
+def test_whitened_data_contracts_exactly_and_loses_the_predicted_digits(code):
+    """u = (1/n) sum (v.y)^2 y - (v'Gv) m - 2 (m.v) Gv from data tokens; round-off ~ eps / gap."""
+    inst = gmm_instance(samples=120)
+    pre = preprocess(inst.x, 3)
+    construction = gmm_construction(pre, code)
+    seeds = default_seeds(3, 3)
+    u = construction.layout.read(prefix(construction, 2)(construction.embed(pre, seeds)), "u")[0].numpy()
+    gram = (pre.whiten[0].T @ pre.whiten[0]).numpy()
+    reference = whitened_contraction(pre.y[0].numpy(), pre.moment[0].numpy(), gram, seeds[0])
+    relative = np.abs(u - reference).max() / np.abs(reference).max()
+    assert relative <= 32 * EPS / construction.contraction.codes.gap
+
+
+@pytest.mark.parametrize("kind", ["onehot", "circle", "torus"])
+@pytest.mark.parametrize("tokens", [2, 5, 17, 50])
+def test_position_code_gap_is_the_brute_force_gap(kind, tokens):
+    codes = position_codes(tokens, kind)
+    gram = codes.vectors @ codes.vectors.T
+    np.testing.assert_allclose(np.diag(gram), 1.0, atol=1e-15)
+    off_diagonal = gram[~np.eye(tokens, dtype=bool)].max()
+    assert codes.gap == pytest.approx(1.0 - off_diagonal, rel=1e-9, abs=1e-15)
+
+
+def test_unwhitening_layer_is_exact():
+    inst = gmm_instance()
+    pre = preprocess(inst.x, 3)
+    construction = gmm_construction(pre)
+    final = construction.model(construction.embed(pre, default_seeds(3, 3)))
+    power, means = construction.readout(final)
+    weighted = power.eigenvalues[0, :, None] * power.vectors[0]
+    np.testing.assert_allclose(means[0].numpy(), (weighted @ pre.unwhiten[0].T).numpy(), rtol=1e-13, atol=1e-13)
+
+
+# --- the normaliser ---------------------------------------------------------------------------------------------
+def test_inverse_sqrt_hinges_interpolate_without_cancellation():
+    """Right-anchored hinges: equal to the interpolant to round-off even on [1e-12, 1e2]; MLP = numpy."""
+    hinges = InverseSqrtHinges.on(1e-12, 1e2, 64)
+    assert (hinges.coefficients >= 0).all()
+    s = np.geomspace(1e-12, 1e2, 1001)
+    np.testing.assert_allclose(hinges(s), np.interp(s, hinges.knots, hinges.values), rtol=1e-14)
+    assert hinges(np.array([1e3]))[0] == pytest.approx(hinges.values[-1], rel=1e-15)
+    assert hinges(np.array([0.0]))[0] > hinges.values[0]
+    layout = ResidualLayout([("s", 1), ("one", 1), ("f", 1)])
+    mlp = hinges.add_to(MLPBuilder(layout), "s", "f").build()
+    stream = layout.embed(1, s.size, {"s": torch.tensor(s)[:, None], "one": 1.0})
+    np.testing.assert_allclose(layout.read(mlp(stream), "f")[0, :, 0].numpy(), hinges(s), rtol=1e-14)
+    check_bound(NORM_WIDTH, float(np.abs(hinges(s) * np.sqrt(s) - 1).max()), instance={"M": 64}, M=64, a=1e-12, b=1e2)
+
+
+# --- the whole iteration ----------------------------------------------------------------------------------------
+def test_first_component_follows_the_reference_direction_at_every_step():
+    """Direction exact (phi > 0, T(I,.,.) homogeneous); the normaliser sees r_t = |v_t|^4 r_t(reference)."""
+    seeds = default_seeds(4, 4)
+    construction = OdecoPowerIteration(4, 4, 6, 32, ODECO_DOMAIN)
+    trace = construction.model(construction.embed(ODECO.tensor, seeds), trace=True)
+    reference = tensor_power_method(ODECO.tensor, seeds, 6)
+    iterates = construction.engine.iterates(trace)[0].numpy()
+    assert direction_gap(iterates[0], reference.iterates[0]).max() <= 4 * EPS
+    norms = np.linalg.norm(iterates[0, :-1], axis=-1)
+    seen = construction.engine.normaliser_inputs(trace)[0, 0].numpy()
+    np.testing.assert_allclose(seen, norms**4 * reference.squared_norms[0], rtol=1e-12)
+    assert ((seen >= ODECO_DOMAIN.low) & (seen <= ODECO_DOMAIN.high)).all()
+    for norm in np.linalg.norm(iterates[:, 1:], axis=-1).ravel():
+        check_bound(NORM_WIDTH, abs(norm - 1.0), instance={"seed": 1}, M=32, a=ODECO_DOMAIN.low, b=ODECO_DOMAIN.high)
+
+
+def test_newton_step_maps_the_norm_error_exactly():
+    """|v| = 1 + e  ->  1 - e^2 (3 + e) / 2, checked on every component."""
+    construction = OdecoPowerIteration(4, 4, 6, 32, ODECO_DOMAIN, newton_steps=1)
+    trace = construction.model(construction.embed(ODECO.tensor, default_seeds(4, 4)), trace=True)
+    before = np.linalg.norm(construction.engine.iterates(trace)[0, :, -1].numpy(), axis=-1) - 1.0
+    after = np.linalg.norm(construction.readout(trace.output).vectors[0].numpy(), axis=-1) - 1.0
+    assert np.abs(before).min() > 1e-4  # M = 32 leaves a visible error to refine
+    np.testing.assert_allclose(after, -(before**2) * (3 + before) / 2, rtol=1e-9)
+
+
+def test_broadcast_slots_stay_identical_and_scratch_ends_at_zero():
+    inst = gmm_instance()
+    pre = preprocess(inst.x, 3)
+    construction = gmm_construction(pre, iterations=3, newton_steps=1)
+    final = construction.model(construction.embed(pre, default_seeds(3, 3)))[0]
+    layout = construction.layout
+    for name in ["v", "moment", *[f"{kind}{j}" for j in range(3) for kind in ("component", "weighted", "eigenvalue", "mean")]]:
+        block = layout.read(final, name)
+        assert (block - block[0]).abs().max() <= 1e-12 * max(1.0, float(block.abs().max())), name
+    for name in ["u", "norm_sq", "inv_norm", "next", "overlap", "product", "gram_v"]:
+        assert float(layout.read(final, name).abs().max()) <= 1e-12, name
+
+
+def test_depth_and_width_accounting():
+    """Depth R (4J + 3 + 2N) (+1 un-whitening); heads per layer max(k+1 + 2(R-1) ...); MLP width M + 1 + clears."""
+    construction = OdecoPowerIteration(4, 3, 5, 32, ODECO_DOMAIN, newton_steps=2)
+    assert construction.model.depth == 3 * (4 * 5 + 3 + 2 * 2)
+    assert construction.model.max_heads == (4 + 1) + 2  # contract2 of the last component: k+1 slices + 2 deflations
+    assert construction.layout.dim == 4**2 + 4 + 1 + 3 * 4 + 3 + 3 + 2 * 4 + 3 * (2 * 4 + 1)
+    inst = gmm_instance(samples=30)
+    pre = preprocess(inst.x, 3)
+    gmm = gmm_construction(pre, iterations=5)
+    assert gmm.model.depth == 3 * (4 * 5 + 3) + 1
+    assert gmm.model.max_heads == 6 + 2  # contract2: cube, gram and moment pairs + 2 deflation squares
+
+
+def test_norm_error_falls_as_width_squared_and_newton_squares_it():
+    """|(|v| - 1)| <= delta_M at read-out, fitted log-log slope -2 (and -4 after one Newton step)."""
+    widths = [32, 64, 128, 256, 512]
+    plain, refined = [], []
+    for newton_steps, errors in ((0, plain), (1, refined)):
+        for width in widths:
+            worst = 0.0
+            for seed in (1, 2):
+                inst = build_odeco(np.array([3.0, 2.2, 1.4]), 3, seed=seed)
+                construction = OdecoPowerIteration(3, 3, 10, width, ODECO_DOMAIN, newton_steps=newton_steps)
+                final = construction.model(construction.embed(inst.tensor, default_seeds(3, 3)))
+                norms = np.linalg.norm(construction.readout(final).vectors[0].numpy(), axis=-1)
+                worst = max(worst, float(np.abs(norms - 1).max()))
+            bound = float(newton_norm_error(NORM_WIDTH(M=width, a=ODECO_DOMAIN.low, b=ODECO_DOMAIN.high), newton_steps))
+            assert worst <= bound
+            errors.append(worst)
+    assert_rate(widths, plain, expected=-2.0, tolerance=0.4)
+    assert_rate(widths, refined, expected=-4.0, tolerance=0.8)
+
+
+# --- tutorials and bad input ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("factory", [tutorial_example, gmm_tutorial_example])
+def test_tutorial_examples_run(factory):
+    example = factory()
+    assert example.stream.shape[0] == 1
+    assert torch.isfinite(example.model(example.stream)).all()
+    assert "contract1" in example.notes or "contract" in example.notes
+
+
+def test_bad_inputs_raise_clear_errors():
+    construction = OdecoPowerIteration(3, 2, 2, 32, ODECO_DOMAIN)
+    tensor = build_odeco(np.array([2.0, 1.0]), 3, seed=0).tensor
+    with pytest.raises(ValueError, match="unit vectors"):
+        construction.embed(tensor, 2 * default_seeds(3, 2))
+    with pytest.raises(ValueError, match=r"seeds must have shape \(R, k\)"):
+        construction.embed(tensor, default_seeds(3, 3))
+    with pytest.raises(ValueError, match="tensor must have shape"):
+        construction.embed(np.zeros((2, 2, 2)), default_seeds(3, 2))
+    with pytest.raises(ValueError, match="non-finite"):
+        construction.embed(np.full((3, 3, 3), np.nan), default_seeds(3, 2))
+    with pytest.raises(ValueError, match="components must be an integer >= 1 and <= 3"):
+        OdecoPowerIteration(3, 4, 2, 32, ODECO_DOMAIN)
+    with pytest.raises(ValueError, match=r"width M=4 is too small .* use M >= \d+"):
+        OdecoPowerIteration(3, 2, 2, 4, ODECO_DOMAIN)
+    with pytest.raises(ValueError, match="iterations must be an integer >= 1"):
+        OdecoPowerIteration(3, 2, 0, 32, ODECO_DOMAIN)
+    with pytest.raises(ValueError, match="domain low must be finite and > 0"):
+        NormalisationDomain(0.0, 1.0)
+    with pytest.raises(ValueError, match="domain high"):
+        NormalisationDomain(1.0, math.inf)
+    with pytest.raises(ValueError, match="heads must be"):
+        OdecoPowerIteration(3, 2, 2, 32, ODECO_DOMAIN, heads="diagonal")
+    with pytest.raises(ValueError, match="position code kind"):
+        position_codes(10, "spiral")
+    with pytest.raises(ValueError, match=r"dim \(components K\) must be an integer >= 1 and <= 2"):
+        WhitenedDataPowerIteration(50, 2, 3, 2, 32, ODECO_DOMAIN, 10.0)
+    pre = preprocess(gmm_instance().x, 3)
+    small = gmm_construction(pre)
+    too_tight = WhitenedDataPowerIteration(60, 4, 3, 2, 32, ODECO_DOMAIN, 0.5 * small.contraction.data_bound)
+    with pytest.raises(ValueError, match="exceeds data_bound"):
+        too_tight.embed(pre, default_seeds(3, 3))
