@@ -83,3 +83,13 @@ def test_heatmap_axes_carry_subspace_and_unit_group_labels(tmp_path):
     assert mlp["$W_{out}$"] == (units, labels)
     with pytest.raises(ValueError, match="layer_index"):
         weight_heatmap(tmp_path / "x.png", model, 5)
+
+
+def test_fit_from_restricts_the_slope_to_an_asymptotic_window(tmp_path):
+    widths = np.array([2, 4, 8, 16, 32])
+    errors = (widths**-1.0 + 5 * widths**-3.0)[None, :]  # pre-asymptotic bend at small widths
+    full = plot_error_vs_width(tmp_path / "a.png", widths, {"e": errors}, title="t", ylabel="e")["e"]
+    window = plot_error_vs_width(tmp_path / "b.png", widths, {"e": errors}, title="t", ylabel="e", fit_from=8)["e"]
+    assert full == pytest.approx(fit_slope(widths, errors[0]))
+    assert window == pytest.approx(fit_slope(widths[2:], errors[0, 2:]))
+    assert abs(window + 1.0) < abs(full + 1.0)

@@ -14,8 +14,8 @@ Conventions (anchors §5):
 Errors that are zero, negative, NaN or infinite never crash a plot: NaN/inf are dropped from
 the median, and values on log axes are clipped to a tiny positive floor for display only.
 The returned slopes are ``verify.rates.fit_slope`` of the medians over the points where the
-median is finite, positive and (if ``floor`` is given) above ``10 * floor``; ``nan`` when
-fewer than two such points remain.
+median is finite, positive, (if ``floor`` is given) above ``10 * floor`` and (if ``fit_from``
+is given) at ``x >= fit_from``; ``nan`` when fewer than two such points remain.
 """
 
 from __future__ import annotations
@@ -57,10 +57,14 @@ def median_and_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return median, low, high
 
 
-def fitted_slope(x: Sequence[float], medians: np.ndarray, scale: str, floor: float | None = None) -> float:
-    """``fit_slope`` over the usable points (finite, > 0, above ``10 * floor``); ``nan`` if < 2."""
+def fitted_slope(
+    x: Sequence[float], medians: np.ndarray, scale: str, floor: float | None = None, fit_from: float | None = None
+) -> float:
+    """``fit_slope`` over the usable points (finite, > 0, above ``10 * floor``, ``x >= fit_from``); ``nan`` if < 2."""
     x = np.asarray(x, dtype=np.float64)
     usable = np.isfinite(medians) & (medians > 0) & np.isfinite(x)
+    if fit_from is not None:
+        usable &= x >= fit_from
     if scale == "loglog":
         usable &= x > 0
     if floor is not None:
@@ -79,6 +83,8 @@ def plot_error_vs_depth(
     floor: float | None = None,
     title: str = "",
     ylabel: str = "error",
+    xlabel: str = "depth $L$",
+    fit_from: float | None = None,
 ) -> dict[str, float]:
     """Semilog-y error against depth; returns each curve's fitted slope $\\log\\rho$ per layer.
 
@@ -89,8 +95,9 @@ def plot_error_vs_depth(
         reference: label -> theory/reference values of shape ``(n,)``, drawn dashed.
         floor: the float64 floor (e.g. ``eps * scale``), drawn dotted; fitted slopes ignore
             medians within a factor 10 of it.
+        fit_from: fit the slope only on depths >= this (an asymptotic window).
     """
-    return _plot_errors(path, depths, curves, reference, floor, "semilog", None, title, "depth $L$", ylabel)
+    return _plot_errors(path, depths, curves, reference, floor, "semilog", None, title, xlabel, ylabel, fit_from)
 
 
 def plot_error_vs_width(
@@ -104,6 +111,7 @@ def plot_error_vs_width(
     title: str = "",
     ylabel: str = "error",
     xlabel: str = "width $M$",
+    fit_from: float | None = None,
 ) -> dict[str, float]:
     """Log-log error against width; returns each curve's fitted log-log slope.
 
@@ -116,8 +124,9 @@ def plot_error_vs_width(
         expected_slope: the theorem's order; drawn as a grey reference line through the
             first curve's first usable median, shifted down by a factor 2.
         floor: the float64 floor, drawn dotted; ignored by the slope fit within a factor 10.
+        fit_from: fit the slope only on widths >= this (an asymptotic window).
     """
-    return _plot_errors(path, widths, curves, bounds, floor, "loglog", expected_slope, title, xlabel, ylabel)
+    return _plot_errors(path, widths, curves, bounds, floor, "loglog", expected_slope, title, xlabel, ylabel, fit_from)
 
 
 def _plot_errors(
@@ -131,6 +140,7 @@ def _plot_errors(
     title: str,
     xlabel: str,
     ylabel: str,
+    fit_from: float | None,
 ) -> dict[str, float]:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
@@ -160,7 +170,7 @@ def _plot_errors(
     slopes: dict[str, float] = {}
     for label, (median, low, high) in summaries.items():
         colour = colour_of.setdefault(label, next(colours))
-        slope = fitted_slope(x, median, scale, floor)
+        slope = fitted_slope(x, median, scale, floor, fit_from)
         slopes[label] = slope
         ax.fill_between(x, clip(low), clip(high), color=colour, alpha=0.2, linewidth=0)
         ax.plot(x, clip(median), "o-", color=colour, markersize=3.5, label=_slope_label(label, slope, scale))
@@ -179,8 +189,8 @@ def _plot_errors(
     ax.grid(True, which="major", linewidth=0.4, alpha=0.6)
     ax.tick_params(direction="in", which="both")
     ax.legend(fontsize=7, loc="best")
-    ax.annotate("line: median over seeds; band: min-max", xy=(1.0, 1.0), xycoords="axes fraction",
-                xytext=(0, 2), textcoords="offset points", ha="right", va="bottom", fontsize=6, color="dimgray")
+    ax.annotate("line: median over seeds; band: min-max", xy=(0.0, 0.0), xycoords="axes fraction",
+                xytext=(0, -24), textcoords="offset points", ha="left", va="top", fontsize=6, color="dimgray")
     _save(fig, path)
     return slopes
 

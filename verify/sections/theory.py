@@ -25,7 +25,6 @@ from theory.registry import all_bounds
 from verify.approximation_study import PARTS, approximation_sweep
 from verify.bound_check import BoundCheck, check_bound, slack_table
 from verify.plots import plot_error_vs_width
-from verify.rates import fit_slope
 from verify.report import Check, ReportContext, SectionResult
 from verify.sweep import pivot
 from verify.tutorial import discover_examples, generate_tutorials
@@ -64,18 +63,16 @@ def run(context: ReportContext) -> SectionResult:
 
     checks: list[Check] = []
     slopes: dict[str, float] = {}
+    figures = [_plot_parts(context, rows, ["inv_sqrt", "log", "square", "product"], -2.0, "hinge_interpolants", slopes),
+               _plot_parts(context, rows, ["staircase"], -1.0, "softmax_staircase", slopes)]
     for name, part in PARTS.items():
         mine = [c for c, r in zip(bound_checks, rows) if r["part"] == name]
         checks.append(Check(f"{name}: measured <= bound on every instance", all(c.passed for c in mine),
                             f"{sum(c.passed for c in mine)}/{len(mine)}, min slack {min(c.slack for c in mine):.4g}",
                             f"{part.bound.name} (round-off allowance 1e-12 x scale)"))
-        xs, errors = pivot(rows, "width", "error", where={"part": name})
-        slopes[name] = fit_slope(xs[FIT_FROM:], np.median(errors["error"], axis=0)[FIT_FROM:])
         checks.append(Check(f"{name}: fitted slope in width", abs(slopes[name] - part.expected_slope) <= SLOPE_TOLERANCE,
                             f"{slopes[name]:.3f}", f"{part.expected_slope:g} ± {SLOPE_TOLERANCE}"))
 
-    figures = [_plot_parts(context, rows, ["inv_sqrt", "log", "square", "product"], -2.0, "hinge_interpolants"),
-               _plot_parts(context, rows, ["staircase"], -1.0, "softmax_staircase")]
     difference_figure, difference_checks, difference_data = _central_difference_study(context, replicates)
     figures.append(difference_figure)
     checks += difference_checks
@@ -136,7 +133,10 @@ def _check_row(row: dict) -> BoundCheck:
                        M=row["width"], **values)
 
 
-def _plot_parts(context: ReportContext, rows: list[dict], parts: list[str], slope: float, name: str) -> Path:
+def _plot_parts(
+    context: ReportContext, rows: list[dict], parts: list[str], slope: float, name: str, slopes: dict[str, float]
+) -> Path:
+    """One log-log figure of the parts (median, band, bound dashed); their fitted slopes go into ``slopes``."""
     curves, bounds = {}, {}
     for part in parts:
         xs, errors = pivot(rows, "width", "error", where={"part": part})
@@ -144,9 +144,10 @@ def _plot_parts(context: ReportContext, rows: list[dict], parts: list[str], slop
         curves[part] = errors["error"]
         bounds[part] = np.median(bound_values["bound"], axis=0)
     path = context.figure_path(f"theory_{name}.png")
-    plot_error_vs_width(path, xs, curves, bounds=bounds, expected_slope=slope,
-                        title=f"approximating parts: sup error vs width (bound dashed), {name.replace('_', ' ')}",
-                        ylabel="sup error on the range", xlabel="width $M$ (intervals / heads)")
+    slopes.update(plot_error_vs_width(
+        path, xs, curves, bounds=bounds, expected_slope=slope, fit_from=xs[FIT_FROM],
+        title=f"{name.replace('_', ' ')}: sup error vs width (bound dashed)",
+        ylabel="sup error on the range", xlabel="width $M$ (intervals / heads)"))
     return path
 
 
@@ -216,7 +217,7 @@ def _tutorials(context: ReportContext) -> tuple[list[str], Check]:
         try:
             paths += generate_tutorials(folder, {name: factory}, figures=not context.quick)
         except Exception as err:  # reported as a failed check, with the module's message
-            failures.append(f"`{name}`: {err}")
+            failures.append(f"`{name}`: {err}".replace("|", "\\|"))  # inside Markdown tables
     links = [f"- [{p.stem}]({p.relative_to(context.out_dir).as_posix()})" for p in paths]
     note = " (quick mode: heat-maps skipped)" if context.quick else ""
     lines = [f"Generated from each construction's `tutorial_example()` into `tutorials/`{note}; "
