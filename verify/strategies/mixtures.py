@@ -158,11 +158,12 @@ def mixtures(
     init_fraction: st.SearchStrategy[float] = st.floats(0.0, 0.125),
     scale: st.SearchStrategy[float] = st.just(1.0),
     offset: st.SearchStrategy[float] = st.just(0.0),
+    clip_noise: bool = True,
 ) -> MixtureInstance:
-    """Well-separated instances: noise clipped to $\\le$ ``noise_fraction``$\\cdot\\Delta$ and the
-    initialisation within ``init_fraction``$\\cdot\\Delta$ of the truth (both $\\le \\Delta/8$ by
-    default, so the half-margins are $\\ge \\Delta^2/4$ and Lloyd starts from the true labels).
-    The noise scale $\\sigma$ equals the clipping radius.
+    """Well-separated instances: noise $\\sigma$ = ``noise_fraction``$\\cdot\\Delta$, clipped to norm
+    $\\le \\sigma$, and the initialisation within ``init_fraction``$\\cdot\\Delta$ of the truth (both
+    $\\le \\Delta/8$ by default, so the half-margins are $\\ge \\Delta^2/4$ and Lloyd starts from the
+    true labels). ``clip_noise=False`` keeps the Gaussian noise unclipped (overlapping clusters).
     """
     k, d, m = draw(clusters), draw(dims), draw(per_cluster)
     delta = draw(separation)
@@ -174,7 +175,7 @@ def mixtures(
         m,
         separation=delta,
         noise=noise,
-        noise_radius=noise,
+        noise_radius=noise if clip_noise else None,
         init_radius=draw(init_fraction) * delta,
         scale=draw(scale),
         offset=draw(offset),
