@@ -67,6 +67,7 @@ from .weights import Bilinear, LinearMap
 
 SEED_NORM_TOLERANCE = 1e-6
 MAX_NORM_ERROR = 0.5
+SEED_STREAM = 0x5EED
 
 
 def signed_pair(
@@ -460,8 +461,12 @@ class OdecoPowerIteration:
 
 def default_seeds(dim: int, components: int, seed: int = 0) -> np.ndarray:
     """The fixed initialisation shared by the construction and the reference: the first ``components`` rows of
-    a Haar-random orthogonal $k\\times k$ matrix from ``numpy.random.default_rng(seed)`` (unit, generic)."""
-    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, dim)))
+    a Haar-random orthogonal $k\\times k$ matrix (unit and generic). The generator is
+    ``SeedSequence(seed, spawn_key=(SEED_STREAM,))``, a stream of its own, so the seeds never coincide with an
+    instance built from ``default_rng(seed)`` (with equal weights such a coincidence can put a seed exactly
+    between two components, an unstable fixed point of the power method)."""
+    generator = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SEED_STREAM,)))
+    q, r = np.linalg.qr(generator.standard_normal((dim, dim)))
     return (q * np.sign(np.diag(r))).T[:components]
 
 

@@ -48,6 +48,7 @@ from .interpolation import INV_SQRT_RELATIVE
 from .propagation import TENSOR_POWER_DEPTH, newton_norm_error, tensor_power_tan
 
 delta, kappa_B, spread, omega, K = sp.symbols("delta kappa_B Lambda omega K", positive=True)
+eig_error = sp.Symbol("epsilon_lambda", positive=True)
 
 #: Quadratic convergence on odeco tensors (generic form, registered in :mod:`theory.propagation`).
 QUADRATIC_CONVERGENCE = TENSOR_POWER_DEPTH
@@ -104,6 +105,15 @@ WEIGHT_NORMALISED = Bound(
     rate=12 * delta,
 )
 
+WEIGHT_FROM_EIGENVALUES = Bound(
+    name="tensor_weight_from_eigenvalues",
+    quantity=r"|\hat\pi_j / \pi_j - 1|,\ \pi_j = \lambda_j^{-2} / \sum_l \lambda_l^{-2}",
+    expression=((1 + eig_error) / (1 - eig_error)) ** 2 - 1,
+    assumptions="every |hat lambda_l / lambda_l - 1| <= epsilon_lambda < 1 (e.g. tensor_eigenvalue_deflated): "
+                "hat pi_j / pi_j = (lambda_j / hat lambda_j)^2 / sum_l pi_l (lambda_l / hat lambda_l)^2",
+    rate=4 * eig_error,
+)
+
 MEAN = Bound(
     name="tensor_mean",
     quantity=r"\|\hat\mu_j - \mu_j\| / \|\mu_j\|",
@@ -129,4 +139,14 @@ MEAN_DEFLATED = Bound(
     rate=4 * delta,
 )
 
-BOUNDS = [NORM_WIDTH, NEWTON_NORM, EIGENVALUE, WEIGHT, WEIGHT_NORMALISED, MEAN, EIGENVALUE_DEFLATED, MEAN_DEFLATED]
+BOUNDS = [
+    NORM_WIDTH,
+    NEWTON_NORM,
+    EIGENVALUE,
+    WEIGHT,
+    WEIGHT_NORMALISED,
+    WEIGHT_FROM_EIGENVALUES,
+    MEAN,
+    EIGENVALUE_DEFLATED,
+    MEAN_DEFLATED,
+]

@@ -128,3 +128,29 @@ def tensorly_decomposition(tensor: np.ndarray, rank: int, seed: int = 0) -> tupl
     finally:
         np.random.set_state(state)
     return np.asarray(weights), np.asarray(factor).T
+
+
+def em_from_bad_init(x: np.ndarray, components: int, seed: int, max_iter: int = 100) -> np.ndarray:
+    """The EM baseline of the TGMM comparison: sklearn ``GaussianMixture(covariance_type="spherical")`` from ONE
+    initialisation with means $\\sim \\mathcal N(0, I_d)$ (drawn with ``seed``, unrelated to the truth), uniform
+    weights and unit variances, no restarts. Returns the fitted means $(K, d)$."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    x = np.asarray(x, dtype=np.float64)
+    start = np.random.default_rng(seed).standard_normal((components, x.shape[1]))
+    model = GaussianMixture(
+        components,
+        covariance_type="spherical",
+        means_init=start,
+        weights_init=np.full(components, 1.0 / components),
+        precisions_init=np.ones(components),
+        max_iter=max_iter,
+        tol=1e-7,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x)
+    return model.means_
