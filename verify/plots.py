@@ -245,7 +245,9 @@ def _colour_cycle():
 # --------------------------------------------------------------------------- weight heat-maps
 
 
-def weight_heatmap(path: str | Path, model, layer_index: int) -> dict[str, tuple[list[str], list[str]]]:
+def weight_heatmap(
+    path: str | Path, model, layer_index: int, *, dpi: int = DPI
+) -> dict[str, tuple[list[str], list[str]]]:
     """Heat-map of one sublayer's weights with the named subspaces on the axes.
 
     An attention sublayer shows each head's $W_{QK}$ (query coordinate x key coordinate) and
@@ -293,7 +295,7 @@ def weight_heatmap(path: str | Path, model, layer_index: int) -> dict[str, tuple
         ax.set_xlabel(xlabel, fontsize=8)
         result[title] = (list(row_labels), list(col_labels))
     fig.suptitle(f"sublayer {layer_index}: {layer.kind} {layer.label!r}", fontsize=10)
-    _save(fig, path, tight=True)
+    _save(fig, path, tight=True, dpi=dpi)
     return result
 
 
@@ -336,9 +338,9 @@ def _numpy(matrix) -> np.ndarray:
     return matrix.detach().to("cpu").double().numpy()
 
 
-def _save(fig: Figure, path: str | Path, tight: bool = False) -> None:
+def _save(fig: Figure, path: str | Path, tight: bool = False, dpi: int = DPI) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if tight:
         fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=DPI, bbox_inches="tight" if not tight else None, metadata={"Software": None})
+    fig.savefig(path, dpi=dpi, bbox_inches="tight" if not tight else None, metadata={"Software": None})

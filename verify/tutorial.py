@@ -23,6 +23,7 @@ from constructions.residual import ResidualLayout
 from .plots import weight_heatmap
 
 MAX_TOKENS_SHOWN = 16
+HEATMAP_DPI = 72  # tutorials hold many heat-maps; keep the PNGs small
 ZERO = 1e-9  # values below this print as 0, so round-off never changes the text
 
 
@@ -110,7 +111,7 @@ def render_tutorial(name: str, example: TutorialExample, out_dir: Path, *, figur
         first_with_weights[key] = index
         figure = figure_dir / f"tutorial_{name}_layer{index:02d}.png"
         if figures:
-            weight_heatmap(figure, model, index)
+            weight_heatmap(figure, model, index, dpi=HEATMAP_DPI)
         lines += [f"![weights of sublayer {index}](figures/{figure.name})", ""]
     lines += ["## Output: the final stream, read by name", "", stream_table(layout, trace.output[0]), ""]
     return "\n".join(lines)
@@ -149,8 +150,9 @@ def written_subspaces(layout: ResidualLayout, before: torch.Tensor, after: torch
 
 
 def _weights_key(layer) -> tuple:
+    """Sublayers with equal weights share a heat-map (labels such as the step number may differ)."""
     matrices = layer.named_weights()
-    return (layer.kind, layer.label, tuple((k, tuple(v.flatten().tolist())) for k, v in matrices.items()))
+    return (layer.kind, tuple(tuple(v.flatten().tolist()) for v in matrices.values()))
 
 
 def _vector(values: torch.Tensor) -> str:
