@@ -78,6 +78,7 @@ def run(context: ReportContext) -> SectionResult:
     checks += difference_checks
 
     tutorial_lines, tutorial_check = _tutorials(context)
+    widths_needed = _width_data()
     checks.append(tutorial_check)
 
     markdown = "\n".join([
@@ -89,7 +90,7 @@ def run(context: ReportContext) -> SectionResult:
         "",
         "### Width needed for a target error",
         "",
-        _width_table(),
+        _width_table(widths_needed),
         "",
         _temperature_sentence(),
         "",
@@ -119,7 +120,7 @@ def run(context: ReportContext) -> SectionResult:
         "bounds": [b.name for b in bounds],
         "slopes": slopes,
         "min_slack": {n: min(c.slack for c, r in zip(bound_checks, rows) if r["part"] == n) for n in PARTS},
-        "widths_for_targets": _width_data(),
+        "widths_for_targets": widths_needed,
         "central_difference": {k: v for k, v in difference_data.items() if k != "markdown"},
     }
     return SectionResult(markdown=markdown, figures=[str(f) for f in figures], data=data, checks=checks)
@@ -236,8 +237,7 @@ def _width_data() -> dict[str, dict[str, int]]:
     }
 
 
-def _width_table() -> str:
-    data = _width_data()
+def _width_table(data: dict[str, dict[str, int]]) -> str:
     lines = ["| approximating part | bound | " + " | ".join(f"error {t:g}" for t in TARGETS) + " |",
              "|---|---|" + "---|" * len(TARGETS)]
     for label, bound, symbol, _ in TYPICAL:
