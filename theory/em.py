@@ -21,6 +21,11 @@ $\\tilde w \\in [w e^{-\\eta_r}, w]$; below, $\\tilde w = \\varepsilon$ (flat). 
 $\\sum_i w_{ik}(x_i - \\mu_k^+) = 0$: $\\|\\hat\\mu_k - \\mu_k^+\\| \\le
 D[(1-e^{-\\eta_r})N_k + n\\varepsilon]/(e^{-\\eta_r}N_k)$, $N_k = n\\pi_k^+$, i.e.
 $D[(e^{\\eta_r}-1) + e^{\\eta_r}\\varepsilon/\\pi_{min}]$.
+The bound is second order in $1/M$. The *measured* error can decay more slowly on
+well-separated data: a responsibility within one knot interval of 1 (so
+$|\\log w| < h = \\ln(1/\\varepsilon)/M$) has interpolation error $\\approx h|\\log w|/2$, first
+order in $1/M$, until $M > \\ln(1/\\varepsilon)/|\\log w|$; the constant part of the error cancels
+because $\\sum_i w_{ik}(x_i - \\mu_k^+) = 0$.
 
 **Soft E-step with $\\hat\\ell(\\pi)$.** Scores shift by $\\delta_k \\in [-\\eta_\\pi, 0]$, so
 $\\hat w_{ik}/w_{ik} \\in [e^{-\\eta_\\pi}, e^{\\eta_\\pi}]$ and $\\|\\hat w_i - w_i\\|_1 \\le e^{\\eta_\\pi} - 1$
@@ -35,7 +40,7 @@ $\\sqrt K\\,\\varepsilon_\\mu + D(e^{\\eta_\\pi}-1)$.
 **Propagation.** If the emulated map $\\hat T$ is within $\\varepsilon_{step}$ of the EM map $T$
 and $T$ is $\\kappa$-Lipschitz on a region holding both trajectories, then
 $e_L \\le \\varepsilon_{step} + \\kappa e_{L-1}$, so from the same start
-$e_L \\le \\varepsilon_{step}(1-\\kappa^L)/(1-\\kappa)$: bounded in $L$ when $\\kappa < 1$ (EM near a
+$e_L \\le \\varepsilon_{step}(1-\\kappa^L)/(1-\\kappa)$ (:func:`theory.propagation.contraction_bound` with $e_0 = 0$): bounded in $L$ when $\\kappa < 1$ (EM near a
 well-separated fixed point). For Lloyd with unchanged labels, $T$ is locally constant ($\\kappa = 0$).
 """
 
@@ -45,6 +50,7 @@ import sympy as sp
 
 from .bound import Bound
 from .interpolation import LOG_ABSOLUTE, M, a as knot_low, b as knot_high
+from .propagation import contraction_bound
 
 K, beta, g, D, sharpness, n, n_min = sp.symbols("K beta g D a n n_min", positive=True)
 epsilon, pi_min, pi_floor = sp.symbols("epsilon pi_min pi_floor", positive=True)
@@ -118,7 +124,7 @@ EM_SOFT_STATE_STEP = Bound(
 EM_PROPAGATION = Bound(
     name="em_propagation",
     quantity=r"\|\hat\theta^{(L)} - \theta^{(L)}\|",
-    expression=epsilon_step * (1 - kappa**L) / (1 - kappa),
+    expression=contraction_bound(kappa, epsilon_step, 0, L),
     assumptions="same start; every emulated step within epsilon_step of the EM map, which is "
     "kappa-Lipschitz (kappa != 1) on a region holding both trajectories",
 )
