@@ -248,12 +248,16 @@ class WhitenedDataPowerIteration:
         return self.engine.readout(stream), means
 
 
+DOMAIN_NORM_ERROR = 0.1
+
+
 class SpectralGMM:
     """Pre-processing + transformer + post-processing; ``fit(x)`` returns $(\\hat\\pi, \\hat\\mu)$.
 
     The normaliser's domain is $[\\text{floor}\\cdot\\lambda_-^2,\\ 1.5\\,C^2]$ with $\\lambda_- = 1/2$ (population
-    eigenvalues are $\\pi_k^{-1/2} \\ge 1$) and $C$ = :func:`contraction_bound`; the self-selection bound uses
-    $\\max_i\\lVert y_i\\rVert$. Both are read from the data, so the weights are built per call.
+    eigenvalues are $\\pi_k^{-1/2} \\ge 1$) and $C$ = :func:`contraction_bound`, so that $r_t \\le C^2\\lVert v\\rVert^4$
+    stays inside while $\\delta_M \\le 0.1$ (checked: a smaller width is a ``ValueError``); the self-selection bound
+    uses $\\max_i\\lVert y_i\\rVert$. Both are read from the data, so the weights are built per call.
     """
 
     def __init__(
@@ -279,9 +283,16 @@ class SpectralGMM:
         domain = NormalisationDomain(self.floor * 0.25, 1.5 * contraction_bound(pre) ** 2)
         n, d = pre.y.shape[1], pre.whiten.shape[1]
         bound = float(pre.y.norm(dim=-1).max())
-        return WhitenedDataPowerIteration(
+        construction = WhitenedDataPowerIteration(
             n, d, self.components, self.iterations, self.width, domain, bound, self.newton_steps, self.code
         )
+        if construction.engine.norm_error_bound > DOMAIN_NORM_ERROR:
+            raise ValueError(
+                f"width M={self.width} gives a norm error bound {construction.engine.norm_error_bound:.3g} > "
+                f"{DOMAIN_NORM_ERROR} on this data's domain [{domain.low:.3g}, {domain.high:.3g}]; the domain's top "
+                f"1.5 C^2 assumes |v|^4 <= 1.5, so increase the width"
+            )
+        return construction
 
     def fit(self, x: torch.Tensor | np.ndarray, *, trace: bool = False) -> GMMEstimate:
         pre = preprocess(x, self.components)
@@ -331,12 +342,12 @@ exact power method; only $\\lVert v\\rVert$ carries the hinge error $\\delta \\l
 
 
 def tutorial_example() -> TutorialExample:
-    """Two components in $d = 2$ from $n = 12$ samples, 2 iterations each, $M = 32$ knots, one Newton step."""
+    """Two components in $d = 2$ from $n = 12$ samples, 2 iterations each, $M = 48$ knots, one Newton step."""
     rng = np.random.default_rng(0)
     means = np.array([[3.0, 0.5], [-0.5, 3.0]])
     labels = np.arange(12) % 2
     x = means[labels] + 0.5 * rng.standard_normal((12, 2))
-    pipeline = SpectralGMM(2, iterations=2, width=32, newton_steps=1)
+    pipeline = SpectralGMM(2, iterations=2, width=48, newton_steps=1)
     pre = preprocess(x, 2)
     construction = pipeline.build(pre)
     stream = construction.embed(pre, pipeline.seeds)

@@ -123,6 +123,13 @@ def test_more_components_than_dimensions_is_a_clear_error(components):
         spectral_gmm(inst.x, components, np.eye(components), 5)
 
 
+def test_too_few_knots_for_the_data_domain_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"width M=32 gives a norm error bound .* increase the width"):
+        SpectralGMM(3, width=32).fit(mixture(samples=60).x)
+    with pytest.raises(ValueError, match=r"width M=16 is too small .* use M >= \d+"):
+        SpectralGMM(3, width=16).fit(mixture(samples=60).x)
+
+
 def test_bad_samples_are_named():
     with pytest.raises(ValueError, match="x contains non-finite"):
         SpectralGMM(2).fit(np.full((20, 3), np.inf))

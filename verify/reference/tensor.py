@@ -15,7 +15,8 @@ $\\sum_p \\lambda_p (v_p\\cdot v)^2 v_p$ from data-token sums; agreeing is there
 :func:`spectral_gmm` is the whole Hsu-Kakade / Anandkumar et al. pipeline: moments, whitening,
 this power method on the explicit whitened tensor, un-whitening $\\mu_k = \\lambda_k B v_k$,
 $\\pi_k \\propto \\lambda_k^{-2}$. :func:`tensorly_decomposition` wraps tensorly's own (random-restart)
-power method, used only to cross-check converged decompositions.
+power method, used only to cross-check converged decompositions. :func:`em_from_bad_init` is the EM baseline of
+the comparison (sklearn, one $\\mathcal N(0, I)$ start); :func:`matched_mean_errors` is the Hungarian-matched metric.
 """
 
 from __future__ import annotations
