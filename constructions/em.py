@@ -37,7 +37,6 @@ Conventions and edge cases:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +45,7 @@ import torch
 from .checks import as_batch, integer_in, positive
 from .em_blocks import Mode, e_step_block, em_layout, m_step_block, refresh_block
 from .example import TutorialExample
-from .model import Trace, Transformer
+from .model import Trace
 from .piecewise import PiecewiseLinear, geometric_knots
 
 MODES: tuple[str, ...] = ("soft", "hard")
