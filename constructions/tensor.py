@@ -10,9 +10,13 @@ The engine :class:`TensorPowerIteration` runs, for components $j = 0, \\dots, R-
 then reads out $\\lambda_j = \\langle v, T_j(I, v, v)\\rangle$ and $v_j = v$, and restarts from the next seed.
 Everything is exact except $\\hat\\phi_M \\approx s^{-1/2}$ (a hinge MLP with $M$ intervals on geometric knots
 in $[a, b]$). Since $\\hat\\phi_M > 0$ and $T(I, \\cdot, \\cdot)$ is homogeneous of degree 2, the **direction** of
-every iterate equals the exact power method's; only the norm is off, by
-$\\delta \\le \\tfrac{3}{32}(\\rho-1)^2\\sqrt\\rho$, $\\rho = (b/a)^{1/M}$ (:mod:`theory.tensor`). Optional Newton steps
-$v \\leftarrow (\\tfrac32 - \\tfrac12\\lVert v\\rVert^2) v$ before each read-out shrink it to $\\tfrac32\\delta^2$.
+every iterate of component 0 equals the exact power method's; only the norm is off, by
+$\\delta \\le \\tfrac{3}{32}(\\rho-1)^2\\sqrt\\rho$, $\\rho = (b/a)^{1/M}$ (:mod:`theory.tensor`). Later components are
+deflated by $\\hat\\lambda_p\\hat v_p^{\\otimes 3} = s_p^6\\lambda_p v_p^{\\otimes 3}$ ($s_p = \\lVert\\hat v_p\\rVert$), an
+$O(\\delta)$ residual along the finished components: it perturbs their transients, not their converged vectors on
+odeco tensors, and moves them to first order in $\\delta\\,\\omega^2$ on sampled ones ($\\omega$ = the overlap of the
+reference's components). Optional Newton steps $v \\leftarrow (\\tfrac32 - \\tfrac12\\lVert v\\rVert^2) v$ before each
+read-out shrink $\\delta$ to $\\tfrac32\\delta^2$.
 
 The part that depends on where the tensor lives is a :class:`Contraction`: two attention layers that add
 $T(I, v, v)$ into ``u``. :class:`TensorInTokens` (here) holds the tensor in $k$ tokens (paper_tgmm §4.4(a));
