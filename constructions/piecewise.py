@@ -12,12 +12,18 @@ interpolates $f$ on $[t_0, t_M]$ and is flat outside it ($\\hat f = f_0$ below,
 $f_M$ above). The MLP that computes it has $M + 2$ units: $M + 1$ hinges and one
 unit $\\sigma(\\mathrm{one})$ for the constant $f_0$. Its error bounds are in
 :mod:`theory.interpolation`.
+
+Since $\\sum_m w_m = 0$, the same weights also give the *right-anchored* form
+$\\hat f(s) = f_M + \\sum_m w_m\\,\\sigma(t_m - s)$ (``add_to(..., anchor="right")``). It is the
+better-conditioned one when $|f'|$ decreases along the knots (e.g. $s^{-1/2}$ on geometric
+knots): the left form at large $s$ cancels terms of size $|w_0|\\,s \\sim (s/t_0)^{3/2} f(s)$,
+the right form only sums terms of the size of $f(s)$.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -79,9 +85,19 @@ class PiecewiseLinear:
         hinges = np.maximum(s[..., None] - self.knots, 0.0)
         return self.offset + hinges @ self.hinge_weights
 
-    def add_to(self, builder: MLPBuilder, src: str, dst: str, scale: float = 1.0) -> MLPBuilder:
-        """Add units computing $dst \\mathrel{+}= c\\,\\hat f(src)$ elementwise ($M+2$ groups of size ``src``)."""
+    def add_to(
+        self, builder: MLPBuilder, src: str, dst: str, scale: float = 1.0, anchor: Literal["left", "right"] = "left"
+    ) -> MLPBuilder:
+        """Add units computing $dst \\mathrel{+}= c\\,\\hat f(src)$ elementwise ($M+2$ groups of size ``src``).
+
+        ``anchor="left"`` uses $f_0 + \\sum_m w_m\\sigma(s - t_m)$, ``"right"`` the same function as
+        $f_M + \\sum_m w_m\\sigma(t_m - s)$ (see the module docstring for which is better conditioned).
+        """
+        if anchor not in ("left", "right"):
+            raise ValueError(f"anchor must be 'left' or 'right', got {anchor!r}")
+        sign = 1.0 if anchor == "left" else -1.0
         for t, w in zip(self.knots, self.hinge_weights):
-            builder.group({src: 1.0}, {dst: scale * w}, bias=-t, label=f"hinge {src}@{t:.3g}")
-        builder.group({}, {dst: scale * self.offset}, bias=1.0, label=f"offset {dst}")
+            builder.group({src: sign}, {dst: scale * w}, bias=-sign * t, label=f"hinge {src}@{t:.3g}")
+        constant = self.offset if anchor == "left" else float(self.values[-1])
+        builder.group({}, {dst: scale * constant}, bias=1.0, label=f"offset {dst}")
         return builder

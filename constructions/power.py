@@ -29,6 +29,13 @@ has its late iterates inside $[a, b]$. An early $s_t < a$ (a seed nearly orthogo
 remaining spectrum) only makes $\\|v_{t+1}\\| < 1$; the norm grows back at rate
 $\\lambda_l/\\sqrt a$. :meth:`PowerIteration.trajectory` records every $s_t$ so the
 assumption can be checked.
+
+**Width and round-off.** At a fixed norm $n = 1 + e$ the norm map $n \mapsto \lambda n\,\hat\phi(\lambda^2 n^2)$
+has slope $1 + 2 s\hat\phi'(s)/\hat\phi(s)$, which on a knot interval of ratio $\rho = (b/a)^{1/M}$
+reaches $-1$ at the interval's right end when $\rho = \varphi^2 = (3+\sqrt5)/2 \approx 2.618$. Coarser
+hinges keep the norm within $\epsilon_M$ and the direction exact, but the norm map expands
+round-off (and the per-token copies of the norm drift apart inside that band);
+:func:`stable_width` is the smallest $M$ with $\rho \le \varphi^2$.
 """
 
 from __future__ import annotations
@@ -102,6 +109,12 @@ def default_domain(X: torch.Tensor, *, centre: bool = False, dynamic_range: floa
         raise ValueError("X has a zero second-moment matrix in every instance; there is no spectrum to find")
     high = float(norms.max())
     return (0.75 * high / dynamic_range) ** 2, (1.25 * high) ** 2
+
+
+def stable_width(domain: tuple[float, float]) -> int:
+    """The smallest $M$ with knot ratio $(b/a)^{1/M} \le (3+\sqrt5)/2$: the norm map does not expand round-off."""
+    low, high = _check_domain(domain)
+    return max(1, math.ceil(math.log(high / low) / math.log((3 + math.sqrt(5)) / 2)))
 
 
 def default_seeds(dim: int, k: int, seed: int = 0) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -13,3 +15,17 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Run a module's torch work on one intra-op thread (restored afterwards).
+
+    The constructions multiply many tiny matrices; on a loaded 2-core machine OpenMP's second
+    thread spins and makes such tests ~3x slower. Use with
+    ``pytestmark = pytest.mark.usefixtures("single_torch_thread")``.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
