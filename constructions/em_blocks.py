@@ -73,7 +73,8 @@ def refresh_block(layout: ResidualLayout, gram_bound: float, log_pi: PiecewiseLi
 
     MLP: ``sq_norm`` $\\leftarrow$ ``sq_norm_new`` (4 units); with weights,
     ``log_pi`` $\\leftarrow \\hat\\ell(\\pi)$, the hinge interpolant of $\\log$ on geometric knots in
-    $[\\pi_{floor}, 1]$ ($M + 2$ units plus 2 to clear).
+    $[\\pi_{floor}, 1]$ ($M + 2$ units plus 2 to clear), right-anchored: the left form's first
+    hinge has slope $\\approx 1/\\pi_{floor}$ and cancels to round-off $\\epsilon_{mach}/\\pi_{floor}$ at 1.
     """
     qk = Bilinear(layout).add("mu", "mu").add("cluster", "cluster", gram_bound).add("one", "one", -gram_bound)
     ov = LinearMap(layout).add("one", "sq_norm_new")
@@ -81,7 +82,7 @@ def refresh_block(layout: ResidualLayout, gram_bound: float, log_pi: PiecewiseLi
     attention = MultiHeadAttention([head], label="refresh: ||mu||^2")
     mlp = replace(MLPBuilder(layout, "refresh: write s, log pi"), "sq_norm_new", "sq_norm")
     if log_pi is not None:
-        log_pi.add_to(clear(mlp, "log_pi"), "pi", "log_pi")
+        log_pi.add_to(clear(mlp, "log_pi"), "pi", "log_pi", anchor="right")
     return Transformer(layout, [attention, mlp.build()])
 
 
@@ -104,7 +105,10 @@ def e_step_block(layout: ResidualLayout, beta: float, log_resp: PiecewiseLinear 
 
     MLP: ``resp`` $\\leftarrow$ ``resp_new`` ($4K$ units); soft mode also
     ``log_resp`` $\\leftarrow \\hat\\ell(w)$, the hinge interpolant of $\\log$ on geometric knots
-    in $[\\varepsilon, 1]$, flat ($=\\log\\varepsilon$) below ($K(M+2) + 2K$ units).
+    in $[\\varepsilon, 1]$, flat ($=\\log\\varepsilon$) below ($K(M+2) + 2K$ units). Right-anchored
+    ($\\hat\\ell(s) = \\sum_m w_m\\sigma(t_m - s)$): the left-anchored form would cancel terms of size
+    $s/\\varepsilon$ and lose $\\approx \\epsilon_{mach}/\\varepsilon$ (measured $10^{-8}$ to $4\\cdot10^{-7}$
+    for $\\varepsilon = 10^{-8}$, $M = 64..4096$); the right form stays at $\\sim 10^{-14}$.
     """
     qk = Bilinear(layout).add("x", "mu", beta).add("one", "sq_norm", -beta / 2)
     if "log_pi" in layout:
@@ -114,7 +118,7 @@ def e_step_block(layout: ResidualLayout, beta: float, log_resp: PiecewiseLinear 
     attention = MultiHeadAttention([head], label="E-step")
     mlp = replace(MLPBuilder(layout, "E-step: write w, log w"), "resp_new", "resp")
     if log_resp is not None:
-        log_resp.add_to(clear(mlp, "log_resp"), "resp_new", "log_resp")
+        log_resp.add_to(clear(mlp, "log_resp"), "resp_new", "log_resp", anchor="right")
     return Transformer(layout, [attention, mlp.build()])
 
 

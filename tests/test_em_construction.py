@@ -71,6 +71,17 @@ def test_e_step_is_exact_given_its_keys(gaussian):
     np.testing.assert_allclose(ours, expected, rtol=0, atol=score_tolerance(beta, gaussian.radius))
 
 
+def test_log_responsibilities_are_the_interpolant_to_round_off(gaussian):
+    """The right-anchored hinge log has no cancellation: even at M = 1024 it matches the interpolant to 1e-13."""
+    construction = EMConstruction(3, 3, 1, radius=gaussian.radius, width=1024)
+    stream = construction.e_step(construction.refresh(construction.embed(gaussian.points, gaussian.init_means)))
+    n = gaussian.size
+    resp = construction.layout.read(stream, "resp")[0, :n].numpy()
+    knots = geometric_knots(1e-8, 1.0, 1024)
+    expected = np.interp(resp, knots, np.log(knots))  # linear interpolation, flat outside [eps, 1]
+    np.testing.assert_allclose(construction.layout.read(stream, "log_resp")[0, :n].numpy(), expected, rtol=0, atol=1e-13)
+
+
 def test_scratch_is_zero_and_norms_fresh_after_every_iteration(gaussian):
     construction = EMConstruction(3, 3, 3, radius=gaussian.radius, width=16)
     trace = construction.model(construction.embed(gaussian.points, gaussian.init_means), trace=True)
