@@ -40,7 +40,7 @@ $T(I, v, v)$ into ``u``. :class:`TensorInTokens` (here) holds the tensor in $k$ 
 
 **One iteration = 4 attention + 2 MLP sublayers**: ``contract1``, ``contract2`` (contraction heads, plus
 deflation heads $\\pm\\langle v, v_p\\rangle \\to c_p$ and $\\langle c_p, c_p\\rangle \\to -\\lambda_p v_p$), ``norm``
-($\\langle u, u\\rangle \\to r$), MLP ``inv_sqrt`` ($M+1$ hinge units, and exact clears of the scratch),
+($\\langle u, u\\rangle \\to r$), MLP ``inv_sqrt`` ($M+2$ right-anchored hinge units, and exact clears of the scratch),
 ``rescale`` (score $f\\cdot 1 > 0$, value $u \\to$ ``next``) and MLP ``overwrite`` (``v`` $\\leftarrow$ ``next``
 per token, which keeps broadcast slots identical to round-off). **Finishing a component** = ``contract1``,
 ``contract2``, ``eigen`` (heads $\\pm\\langle v, u\\rangle$ writing $\\lambda_j$ and $\\lambda_j v$) and an MLP
@@ -65,7 +65,7 @@ from .example import TutorialExample
 from .mlp import MLPBuilder
 from .model import Sublayer, Trace, Transformer
 from .moves import clear, copy, replace
-from .piecewise import geometric_knots
+from .piecewise import PiecewiseLinear, geometric_knots
 from .residual import ResidualLayout
 from .weights import Bilinear, LinearMap
 
@@ -105,51 +105,6 @@ class Contraction(Protocol):
 
 
 @dataclass(frozen=True)
-class InverseSqrtHinges:
-    """The interpolant $\\hat\\phi_M$ of $s^{-1/2}$ on knots $t_0 < \\dots < t_M$, as **right-anchored** hinges
-
-    .. math::
-
-        \\hat\\phi_M(s) = f_M + \\sum_{m=1}^{M} c_m\\,\\sigma(t_m - s), \\qquad
-        c_m = \\sigma_m - \\sigma_{m-1}\\ (1 \\le m < M), \\quad c_M = -\\sigma_{M-1},
-
-    with $f_m = t_m^{-1/2}$ and slopes $\\sigma_m = (f_{m+1} - f_m)/(t_{m+1} - t_m)$. It equals the interpolant on
-    $[t_0, t_M]$, is flat ($= f_M$) above $t_M$ and keeps the slope $\\sigma_0$ below $t_0$, so it is $> 0$
-    everywhere. Because $s^{-1/2}$ is convex and decreasing every $c_m \\ge 0$: all terms are non-negative and
-    nothing cancels. The left-anchored form of :class:`~constructions.piecewise.PiecewiseLinear` sums terms of size
-    $\\approx a^{-3/2} s$ that cancel down to $s^{-1/2}$, losing $\\log_{10}(a^{-3/2} b)$ digits
-    (already $10^{-4}$ relative at $[a, b] = [2.5\\cdot 10^{-7}, 10^2]$); here the round-off stays at $\\approx 10^{-16}$
-    for any domain. $M + 1$ hidden units.
-    """
-
-    knots: np.ndarray
-    values: np.ndarray
-
-    @classmethod
-    def on(cls, low: float, high: float, width: int) -> "InverseSqrtHinges":
-        knots = geometric_knots(low, high, width)
-        return cls(knots, knots**-0.5)
-
-    @property
-    def coefficients(self) -> np.ndarray:
-        """$c_1..c_M$."""
-        slopes = np.diff(self.values) / np.diff(self.knots)
-        return np.concatenate([np.diff(slopes), [-slopes[-1]]])
-
-    def __call__(self, s: np.ndarray) -> np.ndarray:
-        """Evaluate $\\hat\\phi_M$ in numpy (what the MLP computes)."""
-        s = np.asarray(s, dtype=np.float64)
-        return self.values[-1] + np.maximum(self.knots[1:] - s[..., None], 0.0) @ self.coefficients
-
-    def add_to(self, builder: MLPBuilder, src: str, dst: str) -> MLPBuilder:
-        """Units computing $dst \\mathrel{+}= \\hat\\phi_M(src)$ for a size-1 ``src``."""
-        for t, c in zip(self.knots[1:], self.coefficients):
-            builder.group({src: -1.0}, {dst: float(c)}, bias=float(t), label=f"hinge {src}@{t:.3g}")
-        builder.group({}, {dst: float(self.values[-1])}, bias=1.0, label=f"offset {dst}")
-        return builder
-
-
-@dataclass(frozen=True)
 class NormalisationDomain:
     """$[a, b]$ = [``low``, ``high``]: the range of $r = \\lVert T_j(I, v, v)\\rVert^2$ the $r^{-1/2}$ hinges cover."""
 
@@ -171,9 +126,12 @@ class NormalisationDomain:
         positive("weight high", high)
         return cls(floor * low**2, 1.5 * high**2)
 
-    def interpolant(self, width: int) -> InverseSqrtHinges:
-        """$\\hat\\phi_M$: the hinge interpolant of $s^{-1/2}$ on $M$ = ``width`` geometric intervals."""
-        return InverseSqrtHinges.on(self.low, self.high, width)
+    def interpolant(self, width: int) -> PiecewiseLinear:
+        """$\\hat\\phi_M$: the interpolant of $s^{-1/2}$ on $M$ = ``width`` geometric intervals. The engine builds it
+        **right-anchored**, $f_M + \\sum_m w_m\\sigma(t_m - s)$: on $[a, b]$ every active term is $\\ge 0$ (convex,
+        decreasing $f$), so nothing cancels, whereas the left-anchored form sums terms of size $a^{-3/2}s$ down to
+        $s^{-1/2}$ and loses $\\log_{10}(a^{-3/2} b)$ digits ($10^{-4}$ relative already on $[2.5\\cdot10^{-7}, 10^2]$)."""
+        return PiecewiseLinear.interpolate(lambda s: s**-0.5, geometric_knots(self.low, self.high, width))
 
 
 @dataclass(frozen=True)
@@ -274,7 +232,8 @@ class TensorPowerIteration:
     def _iteration(self, j: int, label: str) -> list[Sublayer]:
         layout = self.layout
         norm = AttentionHead(Bilinear(layout).add("u", "u"), LinearMap(layout).add("one", "norm_sq"), "relu", "norm")
-        inv_sqrt = self._clear_scratch(self.interpolant.add_to(MLPBuilder(layout, f"{label}/inv_sqrt"), "norm_sq", "inv_norm"))
+        hinges = self.interpolant.add_to(MLPBuilder(layout, f"{label}/inv_sqrt"), "norm_sq", "inv_norm", anchor="right")
+        inv_sqrt = self._clear_scratch(hinges)
         rescale = AttentionHead(Bilinear(layout).add("inv_norm", "one"), LinearMap(layout).add("u", "next"), "relu", "rescale")
         overwrite = replace(MLPBuilder(layout, f"{label}/overwrite"), "next", "v")
         for name in ("u", "norm_sq", "inv_norm"):
@@ -497,7 +456,8 @@ zero between iterations; `component{{j}}`, `weighted{{j}}` ($=\\lambda_j v_j$), 
    $\\ge 0$ while $\\lVert v\\rVert \\le 2$), so `u` $= \\sum_{{j,m}} v_j v_m T_{{:, j, m}} = T(I, v, v)$ exactly. Deflation heads with
    score $\\langle c_p, c_p\\rangle = c_p^2$ and value $-\\lambda_p v_p$ subtract the finished components.
 3. `norm`: score $\\langle u, u\\rangle$, value `one` $\\to$ `norm_sq`: $r = \\lVert u\\rVert^2$.
-4. MLP `inv_sqrt`: {construction.engine.width + 1} units $f_M + \\sum_m c_m\\,\\sigma(t_m - r) \\approx r^{{-1/2}}$ (all $c_m \\ge 0$);
+4. MLP `inv_sqrt`: {construction.engine.width + 2} units $f_M + \\sum_m w_m\\,\\sigma(t_m - r) \\approx r^{{-1/2}}$ (right-anchored
+   hinges: every term active on the knot range is $\\ge 0$, so nothing cancels);
    it also clears `own` and `overlap`.
 5. `rescale`: score $f\\cdot 1 > 0$, value `u` $\\to$ `next`: `next` $= f\\,u$, parallel to $u$ whatever the error in $f$.
 6. MLP `overwrite`: `v` $\\leftarrow$ `next`; `u`, `norm_sq`, `inv_norm` $\\leftarrow 0$ (exact ReLU pairs).

@@ -327,7 +327,7 @@ row $a$ of $B$ and $e_a$ in token $a < d$; `v` = the iterate (starts at a fixed 
 2. `contract2`: $u = \\frac1n\\sum_j (v\\cdot y_j)^2 y_j - (v^\\top G v)\\,m - 2(m\\cdot v)\\,Gv - \\sum_p \\lambda_p c_p^2 v_p$,
    exactly the deflated whitened tensor applied as $T_j(I, v, v)$.
 3. `norm`: score $\\langle u, u\\rangle \\ge 0$ writes $r = \\lVert u\\rVert^2$.
-4. MLP `inv_sqrt`: {construction.engine.width + 1} hinge units give $f = \\hat\\phi_M(r) \\approx r^{{-1/2}}$ (and clear the scratch).
+4. MLP `inv_sqrt`: {construction.engine.width + 2} right-anchored hinge units give $f = \\hat\\phi_M(r) \\approx r^{{-1/2}}$ (and clear the scratch).
 5. `rescale`: score $f > 0$, value $u$: `next` $= f\\,u$.
 6. MLP `overwrite`: `v` $\\leftarrow$ `next`, scratch cleared.
 

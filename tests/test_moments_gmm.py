@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from constructions.tensor import default_seeds
 from constructions.tensor_gmm import SpectralGMM, preprocess
@@ -26,12 +25,7 @@ from verify.reference.tensor import (
 from verify.strategies.tensors import build_means, build_polygon_means, sample_mixture, tgmm_weights
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def mixture(dimension=4, components=3, samples=200, seed=0, separation=5.0, cosine=0.3):

@@ -1,7 +1,7 @@
 """Property tests on BUILT instances: odeco tensors with prescribed weights, population and sampled spherical GMMs."""
 
 import numpy as np
-import torch
+import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
@@ -17,14 +17,7 @@ EPS = float(np.finfo(np.float64).eps)
 WIDTH, ITERATIONS = 64, 16
 
 
-def setup_module():
-    global _threads
-    _threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-
-
-def teardown_module():
-    torch.set_num_threads(_threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def sines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
