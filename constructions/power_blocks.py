@@ -119,7 +119,7 @@ def matvec_heads(layout: ResidualLayout, scoring: ExactScoring, l: int) -> list[
 
 def matvec_layer(layout: ResidualLayout, scoring: ExactScoring, l: int) -> MultiHeadAttention:
     """Block A of a power step: $u = \\hat\\Sigma_l v$ (see :func:`matvec_heads`)."""
-    return MultiHeadAttention(matvec_heads(layout, scoring, l), label=f"eig{l} u = Sigma_l v")
+    return MultiHeadAttention(matvec_heads(layout, scoring, l), label=f"eig{l} u = Sigma_{l} v")
 
 
 def squared_norm_layer(layout: ResidualLayout, scoring: ExactScoring, src: str) -> MultiHeadAttention:
