@@ -291,9 +291,10 @@ blocks, equal in every token: `v` (iterate), `u` ($\hat\Sigma v$), `s` ($\|u\|^2
 1. *$u = \hat\Sigma v$*: two heads with scores $\pm\langle v_i, x_j\rangle$ and values $\pm x_j \to u$;
    since $\sigma(t) - \sigma(-t) = t$ they add $\frac1n\sum_j \langle v, x_j\rangle x_j$.
 2. *$s = \|u\|^2$*: score $\langle u_i, u_j\rangle = \|u\|^2 \ge 0$, value $\mathrm{one}_j \to s$.
-3. *MLP* $f = \hat\phi(s) = \phi_0 + \sum_{m=0}^{4} w_m \sigma(s - t_m)$ on geometric knots
-   $t_m = 0.1 \cdot 100^{m/4}$: the piecewise-linear interpolant of $s^{-1/2}$ (relative error
-   $\le \frac{3}{32}(\rho-1)^2\sqrt\rho$, $\rho = 100^{1/4}$).
+3. *MLP* $f = \hat\phi(s) = b^{-1/2} + \sum_{m=0}^{4} w_m \sigma(t_m - s)$ on geometric knots
+   $t_m = 0.1 \cdot 100^{m/4}$ ($b = 10$): the piecewise-linear interpolant of $s^{-1/2}$ (relative error
+   $\le \frac{3}{32}(\rho-1)^2\sqrt\rho$, $\rho = 100^{1/4}$), flat outside $[0.1, 10]$. The hinges open
+   towards small $s$, where the slope of $s^{-1/2}$ is large, so no large terms cancel.
 4. *$vn = f\,u$*: score $f_i \cdot \mathrm{one}_j = f > 0$, value $u_j \to vn$.
 5. *MLP* (per token, exact ReLU pairs): $v \leftarrow vn$, then $vn, u, s, f \leftarrow 0$.
 
