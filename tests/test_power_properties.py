@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from constructions.power import PowerIteration, stable_width
 from theory.power import (
     ANGLE_AFTER_STEPS,
+    DEFLATION_RESIDUAL,
     EIGENVALUE_RELATIVE,
     NORM_AFTER_ONE_NEWTON,
     NORM_AFTER_TWO_NEWTON,
+    NEWTON_STEP,
     NORM_PER_STEP,
     deflation_threshold,
 )
@@ -38,6 +40,7 @@ from verify.strategies.spectra import (
     PowerInstance,
     data_with_second_moment,
     power_instances,
+    two_class_mixtures,
     prescribed_spectrum,
     random_orthogonal,
 )
@@ -149,10 +152,30 @@ def test_newton_steps_and_eigenvalue_within_bounds(instance, width, newton):
     values = {"M": width, "a": DOMAIN[0], "b": DOMAIN[1]}
     check_bound(NORM_BOUNDS[newton], norm_error, instance={"J": newton}, atol=1e-14, **values)
     theta = np.arcsin(min(1.0, sin_angle(vector, instance.vectors[0, 0])))
+    epsilon = NORM_BOUNDS[newton](**values)
     check_bound(
         EIGENVALUE_RELATIVE, abs(value / instance.values[0, 0] - 1), instance={"J": newton, "M": width}, atol=1e-13,
-        epsilon=NORM_BOUNDS[newton](**values), theta=theta,
+        epsilon=epsilon, theta=theta,
     )
+    top, exact = instance.values[0, 0], instance.vectors[0, 0]
+    residual = np.linalg.norm(value * np.outer(vector, vector) - top * np.outer(exact, exact), 2) / top
+    check_bound(DEFLATION_RESIDUAL, residual, instance={"J": newton, "M": width}, atol=1e-13, epsilon=epsilon, theta=theta)
+    if newton:  # the measured error before the last Newton step bounds the one after it
+        before = abs(np.linalg.norm(newton_normalise(trajectory.iterates[0, 0, -1].numpy(), newton - 1)) - 1)
+        check_bound(NEWTON_STEP, norm_error, instance={"J": newton, "M": width}, atol=1e-15, epsilon=before)
+
+
+@given(power_instances(batch=2, k=2), two_class_mixtures())
+def test_strategies_build_what_they_promise(instance, mixture):
+    """Exact second moment, zero mean, prescribed gap and seed angles; balanced labels at the drawn separation."""
+    for b in range(2):
+        X, values, vectors = instance.X[b], instance.values[b], instance.vectors[b]
+        np.testing.assert_allclose(second_moment(X), vectors.T @ np.diag(values) @ vectors, atol=1e-12 * values[0])
+        np.testing.assert_allclose(X.mean(axis=0), 0.0, atol=1e-12)
+        assert np.all(np.diff(values) < 0) and 0.3 - 1e-12 <= instance.gap[b] <= 0.8 + 1e-12
+        for l in range(2):
+            assert abs(np.arccos(abs(instance.seeds[b, l] @ vectors[l])) - instance.seed_angles[b, l]) < 1e-9
+    assert mixture.labels.sum() == 0 and 1.0 - 1e-12 <= mixture.separation <= 4.0 + 1e-12
 
 
 @settings(max_examples=8)

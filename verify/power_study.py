@@ -165,6 +165,7 @@ class RealDataRow:
     sine: float
     norm_error: float
     next_ratio: float
+    deflation_residual: float  # ||lam_hat V V^T - lam v v^T||_2 / lam
     domain: tuple[float, float]
     squared_norms_inside: bool
 
@@ -180,10 +181,11 @@ def real_data_study(name: str, data: np.ndarray, k: int, steps: int, width: int,
         low, high = construction.domain
         inside = bool(low <= float(trajectory.squared_norms.min()) and float(trajectory.squared_norms.max()) <= high)
         for l in range(k):
-            vector = result.vectors[0, l].numpy()
+            vector, value = result.vectors[0, l].numpy(), float(result.values[0, l])
+            residual = np.linalg.norm(value * np.outer(vector, vector) - values[l] * np.outer(vectors[l], vectors[l]), 2)
             rows.append(RealDataRow(
-                name, J, l, float(values[l]), float(result.values[0, l]), sin_angle(vector, vectors[l]),
-                float(abs(np.linalg.norm(vector) - 1)), float(values[l + 1] / values[l]), (low, high), inside,
+                name, J, l, float(values[l]), value, sin_angle(vector, vectors[l]), float(abs(np.linalg.norm(vector) - 1)),
+                float(values[l + 1] / values[l]), float(residual / values[l]), (low, high), inside,
             ))
     return rows
 
