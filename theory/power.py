@@ -105,7 +105,7 @@ DEFLATION_RESIDUAL = Bound(
     name="power_deflation_residual",
     quantity=r"\|\hat\lambda_1 V V^\top - \lambda_1 v_1 v_1^\top\|_2 / \lambda_1",
     expression=(1 + eps) ** 4 - 1 + sp.sin(theta) + sp.sin(theta) ** 2,
-    assumptions="as power_eigenvalue_relative; with theta = 0 the next eigenvector is found iff lambda_1 * bound < lambda_2",
+    assumptions="as power_eigenvalue_relative; with theta = 0 deflation still finds v_2 when lambda_1 * bound < lambda_2",
     rate=4 * eps + theta,
 )
 
