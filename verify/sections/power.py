@@ -125,7 +125,8 @@ def _run(context: ReportContext) -> SectionResult:
         usable = (depth.depths >= DEPTH_FIT_FROM) & (median > 1e4 * EPS)
         depth_slopes[g] = fit_slope(depth.depths[usable], median[usable], "semilog")
         for b in range(depth.sines.shape[1]):
-            ratio = depth.sines[i, b] / (g ** depth.depths * depth.tan0[i, b])
+            predicted = g ** depth.depths * depth.tan0[i, b]
+            ratio = np.where(predicted > 1e-12, depth.sines[i, b] / predicted, 0.0)  # tightest point above the float floor
             L = int(np.argmax(ratio))
             bound_checks.append(check_bound(
                 ANGLE_AFTER_STEPS, depth.sines[i, b, L], instance={"gap": g, "seed": b, "L": L}, atol=1e-13,
