@@ -61,6 +61,9 @@ def discover_sections(only: list[str] | None = None) -> list[ModuleType]:
         for info in pkgutil.iter_modules(sections_package.__path__)
     ]
     modules = [m for m in modules if hasattr(m, "run")]
+    for module in modules:
+        if not isinstance(getattr(module, "ORDER", None), int) or not isinstance(getattr(module, "TITLE", None), str):
+            raise TypeError(f"report section {module.__name__} must define ORDER: int and TITLE: str")
     if only:
         known = {m.__name__.rsplit(".", 1)[-1] for m in modules}
         unknown = set(only) - known

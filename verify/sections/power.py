@@ -55,8 +55,8 @@ ORDER = 10
 EPS = float(np.finfo(np.float64).eps)
 DOMAIN = (1e-2, 1e2)
 NORM_BOUNDS = {0: NORM_PER_STEP, 1: NORM_AFTER_ONE_NEWTON, 2: NORM_AFTER_TWO_NEWTON}
-ORDER = {0: -2.0, 1: -4.0, 2: -8.0}  # leading order in M of the norm error after J Newton steps
-ORDER_TOLERANCE = {0: 0.3, 1: 0.6, 2: 1.2}
+NEWTON_ORDER = {0: -2.0, 1: -4.0, 2: -8.0}  # leading order in M of the norm error after J Newton steps
+NEWTON_ORDER_TOLERANCE = {0: 0.3, 1: 0.6, 2: 1.2}
 FIT_ABOVE = 1e-12  # width slopes use errors above this (the float64 floor of the norm is ~1e-15)
 DEPTH_FIT_FROM = 10  # depth slopes are fitted from this L on (after the tail eigenvalues have died out)
 
@@ -183,8 +183,8 @@ def _run(context: ReportContext) -> SectionResult:
         if np.isnan(slope):
             continue  # fewer than three widths above the float floor
         checks.append(Check(
-            f"{name} error order in M, J = {J}", bool(abs(slope - ORDER[J]) <= ORDER_TOLERANCE[J]),
-            f"{slope:.2f}", f"{ORDER[J]:.0f} ± {ORDER_TOLERANCE[J]} (medians above {FIT_ABOVE:g})",
+            f"{name} error order in M, J = {J}", bool(abs(slope - NEWTON_ORDER[J]) <= NEWTON_ORDER_TOLERANCE[J]),
+            f"{slope:.2f}", f"{NEWTON_ORDER[J]:.0f} ± {NEWTON_ORDER_TOLERANCE[J]} (medians above {FIT_ABOVE:g})",
         ))
 
     # ---------------------------------------------------------------- real data
