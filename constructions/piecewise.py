@@ -14,7 +14,7 @@ unit $\\sigma(\\mathrm{one})$ for the constant $f_0$. Its error bounds are in
 :mod:`theory.interpolation`.
 
 Since $\\sum_m w_m = 0$, the same weights also give the *right-anchored* form
-$\\hat f(s) = f_M + \\sum_m w_m\\,\\sigma(t_m - s)$ (``add_to(..., anchor="right")``). It is the
+$\\hat f(s) = f_M + \\sum_m w_m\\,\\sigma(t_m - s)$ (``add_to``'s default, ``anchor="right"``). It is the
 better-conditioned one when $|f'|$ decreases along the knots (e.g. $s^{-1/2}$ on geometric
 knots): the left form at large $s$ cancels terms of size $|w_0|\\,s \\sim (s/t_0)^{3/2} f(s)$,
 the right form only sums terms of the size of $f(s)$.
@@ -80,13 +80,13 @@ class PiecewiseLinear:
         return float(self.values[0])
 
     def __call__(self, s: np.ndarray) -> np.ndarray:
-        """Evaluate the hinge expansion (what the MLP computes)."""
+        """Evaluate the right-anchored hinge expansion $f_M + \\sum_m w_m\\sigma(t_m - s)$ (what the MLP computes by default)."""
         s = np.asarray(s, dtype=np.float64)
-        hinges = np.maximum(s[..., None] - self.knots, 0.0)
-        return self.offset + hinges @ self.hinge_weights
+        hinges = np.maximum(self.knots - s[..., None], 0.0)
+        return float(self.values[-1]) + hinges @ self.hinge_weights
 
     def add_to(
-        self, builder: MLPBuilder, src: str, dst: str, scale: float = 1.0, anchor: Literal["left", "right"] = "left"
+        self, builder: MLPBuilder, src: str, dst: str, scale: float = 1.0, anchor: Literal["left", "right"] = "right"
     ) -> MLPBuilder:
         """Add units computing $dst \\mathrel{+}= c\\,\\hat f(src)$ elementwise ($M+2$ groups of size ``src``).
 
