@@ -190,7 +190,7 @@ def _plot_errors(
     ax.tick_params(direction="in", which="both")
     ax.legend(fontsize=7, loc="best")
     ax.annotate("line: median over seeds; band: min-max", xy=(0.0, 0.0), xycoords="axes fraction",
-                xytext=(0, -24), textcoords="offset points", ha="left", va="top", fontsize=6, color="dimgray")
+                xytext=(0, -40), textcoords="offset points", ha="left", va="top", fontsize=6, color="dimgray")
     _save(fig, path)
     return slopes
 
