@@ -40,7 +40,27 @@ def _pairing(rows: int, cols: int, scale: Coefficient, matrix: torch.Tensor | No
     )
 
 
-class Bilinear:
+class _BlockMatrix:
+    """A $D \\times D$ matrix filled block by block from named subspaces (shared by both kinds)."""
+
+    separator = " + "
+
+    def __init__(self, layout: ResidualLayout):
+        self.layout = layout
+        self.matrix = torch.zeros(layout.dim, layout.dim, dtype=DEFAULT_DTYPE)
+        self.terms: list[str] = []
+
+    def _place(self, row: str, col: str, scale: Coefficient, matrix: torch.Tensor | None,
+               row_index: int | None, col_index: int | None, what: str) -> None:
+        rows = _coordinates(self.layout, row, row_index)
+        cols = _coordinates(self.layout, col, col_index)
+        self.matrix[rows[:, None], cols[None, :]] += _pairing(len(rows), len(cols), scale, matrix, what)
+
+    def describe(self) -> str:
+        return self.separator.join(self.terms) if self.terms else "0"
+
+
+class Bilinear(_BlockMatrix):
     """A score form $h_i^\\top W h_j$ assembled from named block pairings.
 
     Example:
@@ -48,11 +68,6 @@ class Bilinear:
 
         >>> qk = Bilinear(layout).add("x", "mu", beta).add("one", "s", -beta / 2)
     """
-
-    def __init__(self, layout: ResidualLayout):
-        self.layout = layout
-        self.matrix = torch.zeros(layout.dim, layout.dim, dtype=DEFAULT_DTYPE)
-        self.terms: list[str] = []
 
     def add(
         self,
@@ -68,19 +83,15 @@ class Bilinear:
 
         ``query_index`` / ``key_index`` restrict a side to one coordinate of its block.
         """
-        q_rows = _coordinates(self.layout, query, query_index)
-        k_cols = _coordinates(self.layout, key, key_index)
-        block = _pairing(len(q_rows), len(k_cols), scale, matrix, f"score {query}->{key}")
-        self.matrix[q_rows[:, None], k_cols[None, :]] += block
+        self._place(query, key, scale, matrix, query_index, key_index, f"score {query}->{key}")
         self.terms.append(f"{_fmt(scale)}<{_name(query, query_index)}_i, {_name(key, key_index)}_j>")
         return self
 
-    def describe(self) -> str:
-        return " + ".join(self.terms) if self.terms else "0"
 
-
-class LinearMap:
+class LinearMap(_BlockMatrix):
     """A linear map of the stream into itself, assembled from named block moves.
+
+    Stored as (in, out), so a row-token stream maps by ``stream @ matrix``.
 
     Example:
         Write $c\\,x$ into block ``u``:
@@ -88,11 +99,7 @@ class LinearMap:
         >>> ov = LinearMap(layout).add("x", "u", c)
     """
 
-    def __init__(self, layout: ResidualLayout):
-        self.layout = layout
-        # Stored as (in, out) so that a row-token stream maps by ``stream @ matrix``.
-        self.matrix = torch.zeros(layout.dim, layout.dim, dtype=DEFAULT_DTYPE)
-        self.terms: list[str] = []
+    separator = "; "
 
     def add(
         self,
@@ -105,15 +112,9 @@ class LinearMap:
         dst_index: int | None = None,
     ) -> "LinearMap":
         """Add ``scale * src`` into ``dst``; ``matrix`` (shape ``(src size, dst size)``) maps blocks of different sizes."""
-        rows = _coordinates(self.layout, src, src_index)
-        cols = _coordinates(self.layout, dst, dst_index)
-        block = _pairing(len(rows), len(cols), scale, matrix, f"map {src}->{dst}")
-        self.matrix[rows[:, None], cols[None, :]] += block
+        self._place(src, dst, scale, matrix, src_index, dst_index, f"map {src}->{dst}")
         self.terms.append(f"{_name(dst, dst_index)} += {_fmt(scale)}*{_name(src, src_index)}")
         return self
-
-    def describe(self) -> str:
-        return "; ".join(self.terms) if self.terms else "0"
 
 
 def _coordinates(layout: ResidualLayout, name: str, index: int | None) -> torch.Tensor:
