@@ -1,5 +1,5 @@
 """Command-line interface: ``tfconstruct report`` runs the main job; ``bounds`` prints the theory;
-``docs`` regenerates the tutorials."""
+``docs`` regenerates the tutorials; ``sweep`` runs a resumable study (:mod:`verify.construction_sweeps`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .construction_sweeps import add_arguments as add_sweep_arguments
+from .construction_sweeps import run as run_sweep
 from .report import ReportContext, run_report
 
 
@@ -25,14 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     docs = commands.add_parser("docs", help="regenerate the tutorials (one per construction) from the code")
     docs.add_argument("--out", type=Path, default=Path("docs"), help="output folder (default: ./docs)")
     sweep = commands.add_parser("sweep", help="run a resumable sweep (tidy CSV/JSON + plots)")
-    sweep.add_argument("study", choices=["approximation"], help="approximation: error vs width of every approximating part")
-    sweep.add_argument("--out", type=Path, required=True, help="output folder (re-running resumes it)")
-    sweep.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32, 64, 128, 256])
-    sweep.add_argument("--replicates", type=int, default=8, help="random instances per grid point")
-    sweep.add_argument("--seed", type=int, default=0)
+    add_sweep_arguments(sweep)
     args = parser.parse_args(argv)
     if args.command == "sweep":
-        return _approximation_sweep(args.out, args.widths, args.replicates, args.seed)
+        return run_sweep(args, sweep)
     if args.command == "docs":
         from .tutorial import generate_tutorials
 
@@ -59,32 +57,6 @@ def _print_bounds(names: list[str] | None, latex: bool) -> int:
         return 2
     print(format_latex(selected) if latex else format_text(selected))
     return 0
-
-
-def _approximation_sweep(out: Path, widths: list[int], replicates: int, seed: int) -> int:
-    import numpy as np
-
-    from .approximation_study import PARTS, approximation_sweep
-    from .plots import plot_error_vs_width
-    from .sweep import pivot
-
-    rows = approximation_sweep(out, list(PARTS), widths, replicates, base_seed=seed).run()
-    print(f"{len(rows)} rows in {out / 'results.csv'}")
-    failed = False
-    for name, part in PARTS.items():
-        xs, errors = pivot(rows, "width", "error", where={"part": name})
-        _, bounds = pivot(rows, "width", "bound", where={"part": name})
-        mine = [r for r in rows if r["part"] == name]
-        violations = [r for r in mine if r["error"] > r["bound"] + r["round_off"]]
-        failed |= bool(violations)
-        slope = plot_error_vs_width(out / f"{name}.png", xs, {name: errors["error"]},
-                                    bounds={name: np.median(bounds["bound"], axis=0)},
-                                    expected_slope=part.expected_slope, title=part.description, ylabel="sup error")[name]
-        print(f"{name:10s} slope {slope:6.3f} (theory {part.expected_slope:g}), "
-              f"min slack {min(r['slack'] for r in mine):.4g}, violations {len(violations)}  -> {out / (name + '.png')}")
-        for row in violations:
-            print(f"  BOUND VIOLATED: {row}", file=sys.stderr)
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ Metrics = Mapping[str, float]
 RESERVED = ("replicate", "seed")
 
 
+class SweepMismatch(ValueError):
+    """An output folder's ``config.json`` describes a different sweep, so it cannot be resumed."""
+
+
 def derived_seed(base_seed: int, config: Mapping[str, Any], replicate: int) -> int:
     """A 32-bit seed from a hash of (base seed, config, replicate): independent of evaluation order."""
     key = json.dumps({"base_seed": base_seed, "config": dict(config), "replicate": replicate}, sort_keys=True)
@@ -198,7 +202,7 @@ class Sweep:
                 return
             if not self.restart_on_change:
                 changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-                raise ValueError(
+                raise SweepMismatch(
                     f"{path} describes a different sweep (fields {changed} differ); refusing to resume. "
                     "Use a new output folder or delete the old one."
                 )
