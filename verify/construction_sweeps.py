@@ -68,7 +68,7 @@ from .power_study import run_trajectory, spectrum_instances, unit_rows
 from .reference.moments import Whitening, population_tensor, whitening
 from .reference.power import power_iteration, second_moment, sin_angle, tan_angle, top_eigenpairs
 from .reference.tensor import tensor_power_method, unwhiten
-from .sections.em import FLOOR, WEIGHT_FLOOR, _kappa, _reference_soft, _step_values
+from .em_study import FLOOR, WEIGHT_FLOOR, contraction_estimate, reference_soft, step_values
 from .strategies.mixtures import MixtureInstance, build_mixture
 from .strategies.tensors import build_means, tgmm_weights
 from .sweep import Sweep, SweepMismatch, pivot
@@ -256,13 +256,13 @@ def measure_em(config: Config, seeds: Sequence[int]) -> list[Metrics]:
     readouts = construction.trajectory(construction.embed(points, np.array([i.init_means for i in instances])))
     rows = []
     for b, instance in enumerate(instances):
-        reference = _reference_soft(instance, iterations)
+        reference = reference_soft(instance, iterations)
         ours = readouts[-1].means[b].numpy()
         pi_min = min(min(float(s.weights.min()) for s in reference), min(float(r.weights[b].min()) for r in readouts))
-        step = EM_SOFT_STATE_STEP(**_step_values(instance, width, pi_min))
+        step = EM_SOFT_STATE_STEP(**step_values(instance, width, pi_min))
         rows.append({
             "mean_error": float(np.linalg.norm(ours - reference[-1].means, axis=1).max()),
-            "mean_error_bound": EM_PROPAGATION(epsilon_step=step, kappa=_kappa(instance, reference), L=iterations),
+            "mean_error_bound": EM_PROPAGATION(epsilon_step=step, kappa=contraction_estimate(instance, reference), L=iterations),
             "label_agreement": float(np.mean(readouts[-1].labels[b].numpy() == reference[-1].labels)),
         })
     return rows

@@ -22,6 +22,7 @@ import numpy as np
 
 from constructions.em import EMConstruction, EMReadout
 from theory.em import EM_HARD_MSTEP, EM_PROPAGATION, EM_SOFT_STATE_STEP, EM_SOFT_STEP
+from verify.em_study import FLOOR, WEIGHT_FLOOR, contraction_estimate, hard_trajectory, mean_errors, reference_soft, soft_trajectory, step_values
 from verify.bound_check import BoundCheck, check_bound, slack_table
 from verify.plots import plot_error_vs_depth, plot_error_vs_width
 from verify.rates import fit_slope
@@ -34,7 +35,6 @@ from verify.reference.em import (
     sklearn_kmeans,
     sklearn_responsibilities,
     soft_em,
-    step_lipschitz,
 )
 from verify.report import Check, ReportContext, SectionResult
 from verify.strategies.mixtures import MixtureInstance, build_mixture, half_margins
@@ -43,8 +43,6 @@ TITLE = "EM for Gaussian mixtures (soft EM and Lloyd)"
 ORDER = 20
 
 EPS = float(np.finfo(np.float64).eps)
-FLOOR = 1e-8  # responsibility floor epsilon of the log interpolant
-WEIGHT_FLOOR = 1e-2  # lower end of the log-pi interpolant
 HARD_MARGIN = 60.0  # beta * g_min for the exact Lloyd runs
 EXPECTED_SLOPE = -2.0  # asymptotic order of the log-interpolant error in M
 RATE_TOLERANCE = 0.45  # |measured slope - EXPECTED_SLOPE| allowed over the fit window
@@ -129,39 +127,8 @@ class Part:
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _soft(instance: MixtureInstance, iterations: int, width: int, device: str) -> list[EMReadout]:
-    construction = EMConstruction(instance.clusters, instance.dim, iterations, beta=1.0 / instance.noise**2,
-                                  radius=instance.radius, width=width, floor=FLOOR, weight_floor=WEIGHT_FLOOR)
-    construction.model.to(device)
-    return construction.trajectory(construction.embed(instance.points, instance.init_means, device=device))
-
-
-def _hard(instance: MixtureInstance, iterations: int, beta: float, device: str) -> list[EMReadout]:
-    construction = EMConstruction(instance.clusters, instance.dim, iterations, mode="hard", beta=beta, radius=instance.radius)
-    construction.model.to(device)
-    return construction.trajectory(construction.embed(instance.points, instance.init_means, device=device))
-
-
-def _errors(readouts: list[EMReadout], reference: list[MixtureState]) -> np.ndarray:
-    return np.array([np.linalg.norm(r.means[0].cpu().numpy() - s.means, axis=1).max() for r, s in zip(readouts, reference)])
-
-
 def _labels(readout: EMReadout) -> np.ndarray:
     return readout.labels[0].cpu().numpy()
-
-
-def _reference_soft(instance: MixtureInstance, iterations: int) -> list[MixtureState]:
-    return soft_em(instance.points, initial_state(instance.init_means, variance=instance.noise**2), iterations)
-
-
-def _kappa(instance: MixtureInstance, reference: list[MixtureState]) -> float:
-    states = [initial_state(instance.init_means, variance=instance.noise**2)]
-    states += [MixtureState(s.means, s.weights, s.variances) for s in reference[:-1]]
-    return max(step_lipschitz(instance.points, s, weight_scale=instance.diameter) for s in states)
-
-
-def _step_values(instance: MixtureInstance, width: int, pi_min: float) -> dict[str, float]:
-    return dict(D=instance.diameter, M=width, epsilon=FLOOR, pi_min=pi_min, pi_floor=WEIGHT_FLOOR, K=instance.clusters)
 
 
 def _best_permutation_accuracy(labels: np.ndarray, truth: np.ndarray, clusters: int) -> float:
@@ -184,16 +151,16 @@ def _depth_study(context: ReportContext, study: Study, instances: list[MixtureIn
     kappas, first_resp, first_weights, limit_distance = [], [], [], []
     per_width: dict[int, tuple[list, list]] = {w: ([], []) for w in study.depth_widths}
     for instance in instances:
-        long_run = _reference_soft(instance, iterations + 200)
+        long_run = reference_soft(instance, iterations + 200)
         reference, limit = long_run[:iterations], long_run[-1].means
         limit_distance.append([np.linalg.norm(s.means - limit, axis=1).max() for s in reference])
-        kappa = _kappa(instance, reference)
+        kappa = contraction_estimate(instance, reference)
         kappas.append(kappa)
         for width in study.depth_widths:
-            readouts = _soft(instance, iterations, width, context.device)
-            errors = _errors(readouts, reference)
+            readouts = soft_trajectory(instance, iterations, width, context.device)
+            errors = mean_errors(readouts, reference)
             pi_min = min(min(s.weights.min() for s in reference), min(float(r.weights.min()) for r in readouts))
-            step = EM_SOFT_STATE_STEP(**_step_values(instance, width, pi_min))
+            step = EM_SOFT_STATE_STEP(**step_values(instance, width, pi_min))
             bound_row = [EM_PROPAGATION(epsilon_step=step, kappa=kappa, L=t) for t in depths]
             for t, error in zip(depths, errors):
                 bound_checks.append(check_bound(EM_PROPAGATION, error, instance=instance.summary() | {"M": width},
@@ -251,14 +218,14 @@ def _width_study(context: ReportContext, study: Study, instances: list[MixtureIn
     last = study.width_depth
     first_errors, last_errors, first_bounds, last_bounds = [], [], [], []
     for instance in instances:
-        reference = _reference_soft(instance, last)
-        kappa = _kappa(instance, reference)
+        reference = reference_soft(instance, last)
+        kappa = contraction_estimate(instance, reference)
         row_first, row_last, bound_first, bound_last = [], [], [], []
         for width in widths:
-            readouts = _soft(instance, last, int(width), context.device)
-            errors = _errors(readouts, reference)
+            readouts = soft_trajectory(instance, last, int(width), context.device)
+            errors = mean_errors(readouts, reference)
             pi_min = min(min(s.weights.min() for s in reference), min(float(r.weights.min()) for r in readouts))
-            values = _step_values(instance, int(width), pi_min)
+            values = step_values(instance, int(width), pi_min)
             step_means = {k: v for k, v in values.items() if k != "K"}
             bound_checks.append(check_bound(EM_SOFT_STEP, errors[0], instance=instance.summary() | {"M": int(width)},
                                             raise_on_violation=False, **step_means))
@@ -326,8 +293,8 @@ def _temperature_study(context: ReportContext, study: Study, instances: list[Mix
         row_first, row_last, row_agree, row_bound = [], [], [], []
         for temperature in temperatures:
             beta = temperature / margin
-            readouts = _hard(instance, iterations, beta, context.device)
-            errors = _errors(readouts, reference)
+            readouts = hard_trajectory(instance, iterations, beta, context.device)
+            errors = mean_errors(readouts, reference)
             row_first.append(errors[0])
             row_last.append(errors[-1])
             row_agree.append(all(np.array_equal(_labels(r), s.labels) for r, s in zip(readouts, reference)))
@@ -396,12 +363,12 @@ def _accuracy_study(context: ReportContext, study: Study) -> Part:
             instance = build_mixture(context.seed * 1000 + 500 + s, study.clusters, study.dim, study.per_cluster,
                                      separation=separation, noise=1.0, init_radius=separation / 4)
             k = instance.clusters
-            em = _reference_soft(instance, iterations)
-            soft = _soft(instance, iterations, study.accuracy_width, context.device)
+            em = reference_soft(instance, iterations)
+            soft = soft_trajectory(instance, iterations, study.accuracy_width, context.device)
             reference = lloyd(instance.points, instance.init_means, iterations)
             trajectory = [instance.init_means] + [st.means for st in reference[:-1]]
             margin = min(half_margins(instance.points, m).min() for m in trajectory)
-            hard = _hard(instance, iterations, HARD_MARGIN / margin, context.device)
+            hard = hard_trajectory(instance, iterations, HARD_MARGIN / margin, context.device)
             stats["soft_agree"].append(np.mean(_labels(soft[-1]) == em[-1].labels))
             stats["hard_agree"].append(np.mean(_labels(hard[-1]) == reference[-1].labels))
             stats["soft_truth"].append(_best_permutation_accuracy(_labels(soft[-1]), instance.labels, k))
