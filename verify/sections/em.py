@@ -326,7 +326,7 @@ def _temperature_study(context: ReportContext, study: Study, instances: list[Mix
         "### Lloyd (hard mode) vs temperature", "",
         "$\\beta$ is set to (value)/$g_{\\min}$, $g_{\\min}$ the smallest half-margin "
         "$\\tfrac12(\\|x_i-\\mu_{(2)}\\|^2 - \\|x_i-\\mu_{(1)}\\|^2)$ along the reference Lloyd trajectory; "
-        f"M-step sharpness $a = 50$; dashed: the bound `em_hard_mstep` at $L = 1$. Fitted semilog slopes: "
+        "M-step sharpness $a = 50$; dashed: the bound `em_hard_mstep` at $L = 1$. Fitted semilog slopes: "
         + ", ".join(f"{k}: {v:.2f}" for k, v in slopes.items())
         + " per unit of $\\beta g_{\\min}$ (theory: $-1$ while above the float floor). Later iterations have "
         "smaller errors: with identical labels the Lloyd map is locally constant ($\\kappa = 0$), so the first "
