@@ -72,7 +72,7 @@ from .em_study import FLOOR, WEIGHT_FLOOR, contraction_estimate, reference_soft,
 from .strategies.mixtures import MixtureInstance, build_mixture
 from .strategies.tensors import build_means, tgmm_weights
 from .sweep import Sweep, SweepMismatch, pivot
-from .tensor_study import COSINE, SEPARATION, tangent
+from .tensor_study import COSINE, SEPARATION
 
 Config = Mapping[str, Any]
 Metrics = dict[str, float]
@@ -346,7 +346,7 @@ def measure_tensor(config: Config, seeds: Sequence[int]) -> list[Metrics]:
         _, reference = unwhiten(tensor_power_method(instance.tensor, starts, iterations), instance.whitening)
         in_domain = bool(np.all((domain.low <= inputs[b]) & (inputs[b] <= domain.high)))
         rows.append({
-            "tan_component": tangent(vectors[0], instance.components[top]),
+            "tan_component": tan_angle(vectors[0], instance.components[top]),
             "tan_component_bound": QUADRATIC_CONVERGENCE(r=ratio, K=k, t=iterations, lambda_1=instance.eigenvalues[top],
                                                          lambda_min=instance.eigenvalues.min()),
             "norm_error": float(np.abs(np.linalg.norm(vectors, axis=1) - 1.0).max()),

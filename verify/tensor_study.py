@@ -45,15 +45,10 @@ from verify.reference.tensor import (
     tensor_power_method,
     unwhiten,
 )
+from verify.reference.power import tan_angle
 from verify.strategies.tensors import build_means, build_odeco, build_polygon_means, sample_mixture, tgmm_weights
 
 SEPARATION, COSINE = 5.0, 0.3
-
-
-def tangent(v: np.ndarray, target: np.ndarray) -> float:
-    """$\\tan\\angle(v, t)$ for a unit target."""
-    along = float(v @ target)
-    return float(np.linalg.norm(v - along * target) / abs(along))
 
 
 def sine(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,9 +84,9 @@ def depth_study(seeds: list[int], iterations: int, width: int = 64) -> DepthStud
         overlaps = instance.vectors @ start[0]
         top = int(np.argmax(weights * np.abs(overlaps)))
         for t in range(steps):
-            tf[row, t] = tangent(iterates[t], instance.vectors[top])
-            ref[row, t] = tangent(reference[t], instance.vectors[top])
-            closed[row, t] = float(exact_tangent(list(weights), list(overlaps), t, top=top)) if t else tangent(start[0], instance.vectors[top])
+            tf[row, t] = tan_angle(iterates[t], instance.vectors[top])
+            ref[row, t] = tan_angle(reference[t], instance.vectors[top])
+            closed[row, t] = float(exact_tangent(list(weights), list(overlaps), t, top=top)) if t else tan_angle(start[0], instance.vectors[top])
             gap = max(gap, sine(iterates[t], reference[t]))
         sampled[row] = _sampled_depth(seed, iterations, width)
     return DepthStudy(np.arange(steps), tf, ref, closed, sampled, gap)
