@@ -19,12 +19,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from constructions.em import EMConstruction
-from constructions.model import Transformer
-from constructions.power import PowerIteration
-from constructions.tensor_gmm import SpectralGMM, preprocess
-from verify.strategies.mixtures import build_mixture
-from verify.strategies.tensors import build_means, sample_mixture
+from tfconstruct.constructions.em import EMConstruction
+from tfconstruct.constructions.model import Transformer
+from tfconstruct.constructions.power import PowerIteration
+from tfconstruct.constructions.tensor import SpectralGMM, preprocess
+from tfconstruct.verify.em.strategies import build_mixture
+from tfconstruct.verify.tensor.strategies import build_means, sample_mixture
 
 
 @dataclass
@@ -39,17 +39,27 @@ class Case:
 def power_case(tokens: int) -> Case:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((1, tokens, 16)) * np.linspace(2.0, 0.5, 16)
-    construction = PowerIteration.for_data(torch.as_tensor(X), k=2, steps=20, width=32, newton=1)
-    return Case("power (d=16, k=2, T=20)", construction.model,
-                lambda batch: construction.embed(torch.as_tensor(np.repeat(X, batch, axis=0))))
+    construction = PowerIteration.for_data(torch.as_tensor(X), components=2, iterations=20, width=32, newton_steps=1)
+    return Case(
+        "power (d=16, k=2, T=20)",
+        construction.model,
+        lambda batch: construction.embed(torch.as_tensor(np.repeat(X, batch, axis=0))),
+    )
 
 
 def em_case(tokens: int) -> Case:
     instance = build_mixture(0, 4, 8, tokens // 4, separation=4.0, init_radius=0.5)
-    radius = 1.01 * float(max(np.linalg.norm(instance.points, axis=-1).max(), np.linalg.norm(instance.init_means, axis=-1).max()))
-    construction = EMConstruction(4, 8, 5, mode="soft", width=64, radius=radius)
-    return Case("soft EM (d=8, K=4, L=5)", construction.model,
-                lambda batch: construction.embed(np.repeat(instance.points[None], batch, 0), np.repeat(instance.init_means[None], batch, 0)))
+    radius = 1.01 * float(
+        max(np.linalg.norm(instance.points, axis=-1).max(), np.linalg.norm(instance.init_means, axis=-1).max())
+    )
+    construction = EMConstruction(8, components=4, iterations=5, mode="soft", width=64, radius=radius)
+    return Case(
+        "soft EM (d=8, K=4, L=5)",
+        construction.model,
+        lambda batch: construction.embed(
+            np.repeat(instance.points[None], batch, 0), np.repeat(instance.init_means[None], batch, 0)
+        ),
+    )
 
 
 def tensor_case(tokens: int) -> Case:
@@ -84,10 +94,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=256)
     args = parser.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, devices {devices}"
-          + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else ""))
-    print(f"{'construction':32} {'sublayers':>9} {'heads':>5} {'D':>5} {'N':>5} {'batch':>5} {'device':>6} "
-          f"{'s/forward':>10} {'inst/s':>9} {'peak MiB':>9} {'|cuda-cpu|':>10}")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, devices {devices}"
+        + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "")
+    )
+    print(
+        f"{'construction':32} {'sublayers':>9} {'heads':>5} {'D':>5} {'N':>5} {'batch':>5} {'device':>6} "
+        f"{'s/forward':>10} {'inst/s':>9} {'peak MiB':>9} {'|cuda-cpu|':>10}"
+    )
     for make in (power_case, em_case, tensor_case):
         case = make(args.tokens)
         for batch in args.batches:
@@ -105,9 +119,11 @@ def main() -> None:
                     reference, gap = out, float("nan")
                 else:
                     gap = float((out.cpu() - reference).abs().max() / reference.abs().max())
-                print(f"{case.name:32} {len(case.model):>9} {case.model.max_heads:>5} {case.model.layout.dim:>5} "
-                      f"{stream.shape[1]:>5} {batch:>5} {device:>6} {seconds:>10.4f} {batch / seconds:>9.1f} "
-                      f"{peak:>9.1f} {gap:>10.2e}")
+                print(
+                    f"{case.name:32} {len(case.model):>9} {case.model.max_heads:>5} {case.model.layout.dim:>5} "
+                    f"{stream.shape[1]:>5} {batch:>5} {device:>6} {seconds:>10.4f} {batch / seconds:>9.1f} "
+                    f"{peak:>9.1f} {gap:>10.2e}"
+                )
             case.model.to("cpu")
 
 

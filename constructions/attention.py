@@ -1,19 +1,19 @@
-"""Attention layers: softmax, ReLU and linear scoring; heads summed or averaged.
+r"""Attention layers: softmax, ReLU and linear scoring; heads summed or averaged.
 
-Tokens are rows of $H \\in \\mathbb{R}^{N \\times D}$. One head with score form
-$W_{QK}$ (a :class:`~constructions.weights.Bilinear`) and output map $W_{OV}$
-(a :class:`~constructions.weights.LinearMap`) adds to token $i$
+Tokens are rows of $H \in \mathbb{R}^{N \times D}$. One head with score form
+$W_{QK}$ (a :class:`~tfconstruct.constructions.weights.Bilinear`) and output map $W_{OV}$
+(a :class:`~tfconstruct.constructions.weights.LinearMap`) adds to token $i$
 
 .. math::
 
-    \\text{softmax:}\\quad \\sum_j \\operatorname{softmax}_j(s_{ij})\\, W_{OV} h_j, \\qquad
-    \\text{relu:}\\quad \\frac1N \\sum_j \\sigma(s_{ij})\\, W_{OV} h_j, \\qquad
-    \\text{linear:}\\quad \\frac1N \\sum_j s_{ij}\\, W_{OV} h_j,
+    \text{softmax:}\quad \sum_j \operatorname{softmax}_j(s_{ij})\, W_{OV} h_j, \qquad
+    \text{relu:}\quad \frac1N \sum_j \sigma(s_{ij})\, W_{OV} h_j, \qquad
+    \text{linear:}\quad \frac1N \sum_j s_{ij}\, W_{OV} h_j,
 
-with $s_{ij} = h_i^\\top W_{QK} h_j$ and $\\sigma = \\mathrm{ReLU}$ (Bai et al. 2023's
+with $s_{ij} = h_i^\top W_{QK} h_j$ and $\sigma = \mathrm{ReLU}$ (Bai et al. 2023's
 normalisation by the number of tokens $N$; pass ``normalise=False`` for the GPT-2
-style ReLU attention without it). No $1/\\sqrt{d_{head}}$ factor is applied: it is
-folded into $W_{QK}$, and :mod:`constructions.export` shows where it goes in the
+style ReLU attention without it). No $1/\sqrt{d_{head}}$ factor is applied: it is
+folded into $W_{QK}$, and :mod:`tfconstruct.constructions.export` shows where it goes in the
 standard $W_Q, W_K, W_V, W_O$ parameterisation.
 
 ``keys`` names a flag subspace (1 on tokens that may be attended to, 0 elsewhere);
@@ -62,12 +62,12 @@ class AttentionHead:
         return self.qk.layout
 
     def scores(self, stream: torch.Tensor) -> torch.Tensor:
-        """$s_{ij} = h_i^\\top W_{QK} h_j$, shape ``(batch, N, N)``."""
+        r"""$s_{ij} = h_i^\top W_{QK} h_j$, shape ``(batch, N, N)``."""
         w_qk = self.qk.matrix.to(stream)
         return (stream @ w_qk) @ stream.transpose(-1, -2)
 
     def pattern(self, stream: torch.Tensor) -> torch.Tensor:
-        """The weights $A_{ij}$ that multiply $W_{OV} h_j$ (softmax, $\\sigma(s)/N$ or $s/N$)."""
+        r"""The weights $A_{ij}$ that multiply $W_{OV} h_j$ (softmax, $\sigma(s)/N$ or $s/N$)."""
         s = self.scores(stream)
         mask = self._key_mask(stream)
         tokens = stream.shape[-2]

@@ -19,7 +19,9 @@ def as_batch(name: str, value: ArrayLike, ndim: int, dtype: torch.dtype = torch.
     if tensor.ndim == ndim - 1:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim - 1} or {ndim} dimensions (with a leading batch), got shape {tuple(tensor.shape)}")
+        raise ValueError(
+            f"{name} must have {ndim - 1} or {ndim} dimensions (with a leading batch), got shape {tuple(tensor.shape)}"
+        )
     if tensor.numel() and not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} contains non-finite values (NaN or inf); all entries must be finite")
     return tensor

@@ -1,22 +1,23 @@
-"""Export to the standard concatenated-heads parameterisation ($W_Q, W_K, W_V, W_O$).
+r"""Export to the standard concatenated-heads parameterisation ($W_Q, W_K, W_V, W_O$).
 
 A hand-built head is a pair $(W_{QK}, W_{OV})$. Standard multi-head attention
-(PyTorch, TransformerLens, GPT-2) instead stores per head $W_Q^{(m)}, W_K^{(m)} \\in
-\\mathbb{R}^{D \\times d_{head}}$, $W_V^{(m)} \\in \\mathbb{R}^{D \\times d_v}$, concatenates
-the head outputs and projects with $W_O \\in \\mathbb{R}^{M d_v \\times D}$:
+(PyTorch, TransformerLens, GPT-2) instead stores per head $W_Q^{(m)}, W_K^{(m)} \in
+\mathbb{R}^{D \times d_{head}}$, $W_V^{(m)} \in \mathbb{R}^{D \times d_v}$, concatenates
+the head outputs and projects with $W_O \in \mathbb{R}^{M d_v \times D}$:
 
 .. math::
 
-    \\operatorname{out}_i = \\big[z^{(1)}_i, \\dots, z^{(M)}_i\\big]\\,W_O, \\qquad
-    z^{(m)}_i = \\sum_j A^{(m)}_{ij}\\, h_j W_V^{(m)}, \\qquad
-    s^{(m)}_{ij} = \\frac{(h_i W_Q^{(m)}) \\cdot (h_j W_K^{(m)})}{\\sqrt{d_{head}}} .
+    \operatorname{out}_i = \big[z^{(1)}_i, \dots, z^{(M)}_i\big]\,W_O, \qquad
+    z^{(m)}_i = \sum_j A^{(m)}_{ij}\, h_j W_V^{(m)}, \qquad
+    s^{(m)}_{ij} = \frac{(h_i W_Q^{(m)}) \cdot (h_j W_K^{(m)})}{\sqrt{d_{head}}} .
 
 The factorisation used here is exact (no SVD): with $c$ the nonzero columns of
-$W_{QK}$, $W_Q = \\sqrt{d_{head}}\\,W_{QK}[:, c]$ and $W_K = I[:, c]$, so
-$W_Q W_K^\\top/\\sqrt{d_{head}} = W_{QK}$; with $r$ the nonzero rows of $W_{OV}$,
+$W_{QK}$, $W_Q = \sqrt{d_{head}}\,W_{QK}[:, c]$ and $W_K = I[:, c]$, so
+$W_Q W_K^\top/\sqrt{d_{head}} = W_{QK}$; with $r$ the nonzero rows of $W_{OV}$,
 $W_V = I[:, r]$ and $W_O^{(m)} = W_{OV}[r, :]$. Heads are zero-padded to a common
 $d_{head}$ and $d_v$. Averaged heads fold $1/M$ into $W_O$. This is the
-$1/\\sqrt{d_{head}}$ that Tracr's compiled models silently apply (anchors §1.6):
+$1/\sqrt{d_{head}}$ that Tracr's compiled models apply without a word (its Haiku attention divides the logits
+by $\sqrt{\text{key size}}$ while its craft layer does not):
 here it is explicit and tested.
 """
 
@@ -93,7 +94,10 @@ def export_attention(layer: MultiHeadAttention) -> StandardAttention:
             selector[head.layout[head.keys].start] = 1.0
             masks.append(selector)
     return StandardAttention(
-        w_q, w_k, w_v, w_o,
+        w_q,
+        w_k,
+        w_v,
+        w_o,
         scoring=[h.scoring for h in layer.heads],
         normalise=[h.normalise for h in layer.heads],
         key_masks=masks,
@@ -109,12 +113,14 @@ def state_dict(model: Transformer) -> dict[str, torch.Tensor]:
     for i, layer in enumerate(model.layers):
         if layer.kind == "attention":
             std = export_attention(layer)
-            params.update({
-                f"blocks.{i}.attn.W_Q": std.w_q,
-                f"blocks.{i}.attn.W_K": std.w_k,
-                f"blocks.{i}.attn.W_V": std.w_v,
-                f"blocks.{i}.attn.W_O": std.w_o,
-            })
+            params.update(
+                {
+                    f"blocks.{i}.attn.W_Q": std.w_q,
+                    f"blocks.{i}.attn.W_K": std.w_k,
+                    f"blocks.{i}.attn.W_V": std.w_v,
+                    f"blocks.{i}.attn.W_O": std.w_o,
+                }
+            )
         else:
             params[f"blocks.{i}.mlp.W_in"] = layer.w_in
             params[f"blocks.{i}.mlp.W_out"] = layer.w_out

@@ -1,6 +1,6 @@
-"""ReLU MLP layers whose hidden units are declared by the subspaces they read and write.
+r"""ReLU MLP layers whose hidden units are declared by the subspaces they read and write.
 
-An MLP adds $W_2\\,\\sigma(W_1 h)$ to every token, with biases read from the constant
+An MLP adds $W_2\,\sigma(W_1 h)$ to every token, with biases read from the constant
 subspace ``one`` (the bias trick: every token carries 1 there).
 
 Hidden units come in *groups*. A group of size $k$ reads blocks of size $k$
@@ -8,14 +8,14 @@ coordinate by coordinate (blocks of size 1 broadcast to all $k$ units), so
 
 .. math::
 
-    \\text{unit}_a = \\sigma\\Big(\\sum_{b} c_b\\, h[b]_a + \\beta\\Big), \\qquad
-    h[w]_a \\mathrel{+}= \\gamma_w\\, \\text{unit}_a .
+    \text{unit}_a = \sigma\Big(\sum_{b} c_b\, h[b]_a + \beta\Big), \qquad
+    h[w]_a \mathrel{+}= \gamma_w\, \text{unit}_a .
 
 ``MLPBuilder.group(read={"s": 1.0}, bias=-t, write={"f": w})`` is one hinge
-$w\\,\\sigma(s - t)$ of a piecewise-linear function; ``read={"vn": 1.0},
+$w\,\sigma(s - t)$ of a piecewise-linear function; ``read={"vn": 1.0},
 write={"v": 1.0, "vn": -1.0}`` together with its negative twin moves ``vn`` into ``v``
-exactly (since $t = \\sigma(t) - \\sigma(-t)$). Exact moves of that kind live in
-:mod:`constructions.moves`.
+exactly (since $t = \sigma(t) - \sigma(-t)$). Exact moves of that kind live in
+:mod:`tfconstruct.constructions.moves`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class MLPBuilder:
         bias: Coefficient = 0.0,
         label: str = "",
     ) -> "MLPBuilder":
-        """Add $k$ units $\\sigma(\\sum_b c_b h[b] + \\beta)$ writing $\\gamma_w\\,\\text{unit}$ into each ``w``.
+        r"""Add $k$ units $\sigma(\sum_b c_b h[b] + \beta)$ writing $\gamma_w\,\text{unit}$ into each ``w``.
 
         $k$ is the common size of the blocks of size > 1 named in ``read`` and ``write``;
         coefficients may be scalars or length-$k$ tensors (one per unit).
@@ -100,7 +100,7 @@ class MLPBuilder:
 
 @dataclass
 class MLP:
-    """$h \\mathrel{+}= W_{out}^\\top\\,\\sigma(W_{in}^\\top h)$; ``w_in`` is ``(D, width)``, ``w_out`` is ``(width, D)``."""
+    r"""$h \mathrel{+}= W_{out}^\top\,\sigma(W_{in}^\top h)$; ``w_in`` is ``(D, width)``, ``w_out`` is ``(width, D)``."""
 
     layout: ResidualLayout
     w_in: torch.Tensor

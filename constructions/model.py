@@ -1,17 +1,24 @@
-"""A transformer as a series of residual sublayers over one named layout.
+r"""A transformer as a series of residual sublayers over one named layout, with named hook points.
 
-$H \\leftarrow H + \\mathrm{layer}(H)$ for each sublayer in order; a sublayer is a
-:class:`~constructions.attention.MultiHeadAttention` or an
-:class:`~constructions.mlp.MLP`. There is no LayerNorm (as in Tracr's compiled models).
+$H \leftarrow H + \mathrm{layer}(H)$ for each sublayer in order; a sublayer is a
+:class:`~tfconstruct.constructions.attention.MultiHeadAttention` or an
+:class:`~tfconstruct.constructions.mlp.MLP`. There is no LayerNorm (as in Tracr's compiled models).
 
-Stacks compose like optax transformations: ``a + b`` runs ``a`` then ``b``,
-``block * L`` repeats a block $L$ times (one algorithm iteration per repeat).
+Every sublayer position has a **hook name**, unique in the model and hierarchical like
+TransformerLens's hook names: ``component1.iter3.norm`` is the ``norm`` sublayer of the fourth
+iteration of the second component. Stacks compose like optax transformations and keep names
+unique: ``a + b`` runs ``a`` then ``b``; ``block * L`` repeats a block $L$ times as
+``iter0.*, ..., iter{L-1}.*``; ``block.scoped("component1")`` prefixes every name. A
+:class:`Trace` is read by these names (``trace["component1.iter3.norm"]``, or a whole scope:
+``trace.after("component1.iter3")``), never by position.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Union
 
 import torch
 
@@ -21,41 +28,119 @@ from .residual import DEFAULT_DTYPE, ResidualLayout
 
 Sublayer = Union[MultiHeadAttention, MLP]
 
+INPUT = "input"
+_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+
 
 @dataclass
 class Trace:
-    """Every residual stream of a forward pass: ``streams[0]`` is the input, ``streams[l+1]`` follows sublayer ``l``."""
+    """The residual streams of a forward pass, by hook name.
 
-    labels: list[str]
-    streams: list[torch.Tensor]
+    ``names[0]`` is ``"input"``, then one name per sublayer; ``streams[i]`` follows the sublayer called
+    ``names[i]`` (``streams[0]`` is the input). A trace recorded for some hooks only holds ``None`` for the
+    others, and reading one of those raises a ``KeyError`` that says so.
+    """
+
+    names: list[str]
+    streams: list[torch.Tensor | None]
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {name: i for i, name in enumerate(self.names)}
 
     @property
     def output(self) -> torch.Tensor:
-        return self.streams[-1]
+        return self._stream(len(self.names) - 1)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        """The stream after the sublayer ``name`` (``"input"``: the input), or after the last sublayer of scope ``name``."""
+        return self._stream(_positions(self.names, self._index, name)[-1])
+
+    def after(self, scope: str) -> torch.Tensor:
+        """The stream after the last sublayer whose name is ``scope`` or starts with ``scope + "."``."""
+        return self[scope]
+
+    def before(self, scope: str) -> torch.Tensor:
+        """The stream entering the first sublayer of ``scope`` (the input of that part of the model)."""
+        return self._stream(_positions(self.names, self._index, scope)[0] - 1)
+
+    def _stream(self, position: int) -> torch.Tensor:
+        stream = self.streams[position]
+        if stream is None:
+            raise KeyError(f"the stream after {self.names[position]!r} was not recorded; pass it in trace=[...]")
+        return stream
 
 
 class Transformer:
-    """An inspectable stack of sublayers sharing one :class:`ResidualLayout`."""
+    """An inspectable stack of sublayers sharing one :class:`ResidualLayout`, each under a unique hook name.
 
-    def __init__(self, layout: ResidualLayout, layers: list[Sublayer]):
+    Args:
+        layout: the residual layout every sublayer was built for.
+        layers: the sublayers, in order.
+        names: one hook name per sublayer (dot-separated identifiers, unique); default: each layer's label.
+
+    Raises:
+        ValueError: on a sublayer built for another layout, a missing, malformed or repeated name.
+    """
+
+    def __init__(self, layout: ResidualLayout, layers: list[Sublayer], names: list[str] | None = None):
         for layer in layers:
             if layer.layout is not layout:
                 raise ValueError(f"sublayer {layer.label!r} was built for another residual layout")
+        names = [layer.label for layer in layers] if names is None else list(names)
+        if len(names) != len(layers):
+            raise ValueError(f"got {len(names)} hook names for {len(layers)} sublayers")
+        for name in names:
+            if not isinstance(name, str) or not _NAME.match(name) or name == INPUT:
+                raise ValueError(
+                    f"hook name {name!r} must be dot-separated identifiers ([A-Za-z0-9_]+) and not {INPUT!r}"
+                )
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        if repeated:
+            raise ValueError(f"hook names must be unique; repeated: {repeated}")
         self.layout = layout
         self.layers = list(layers)
+        self.names = names
+        self._index = {name: i for i, name in enumerate(names)}
 
     def __add__(self, other: "Transformer") -> "Transformer":
         if other.layout is not self.layout:
             raise ValueError("cannot compose transformers over different residual layouts")
-        return Transformer(self.layout, self.layers + other.layers)
+        return Transformer(self.layout, self.layers + other.layers, self.names + other.names)
 
     def __mul__(self, repeats: int) -> "Transformer":
-        if int(repeats) != repeats or repeats < 0:
-            raise ValueError(f"repeat count must be an integer >= 0, got {repeats}")
-        return Transformer(self.layout, self.layers * int(repeats))
+        """``repeats`` copies (sharing the same sublayer objects) named ``iter{t}.<name>``."""
+        return self.repeat(repeats)
+
+    def repeat(self, times: int, scope: str = "iter") -> "Transformer":
+        """``times`` copies (sharing the same sublayer objects) named ``{scope}{t}.<name>``, $t = 0..$ ``times - 1``."""
+        if isinstance(times, bool) or int(times) != times or times < 0:
+            raise ValueError(f"repeat count must be an integer >= 0, got {times}")
+        names = [f"{scope}{t}.{name}" for t in range(int(times)) for name in self.names]
+        return Transformer(self.layout, self.layers * int(times), names)
+
+    def scoped(self, scope: str) -> "Transformer":
+        """The same sublayers with every hook name prefixed by ``scope.``."""
+        return Transformer(self.layout, self.layers, [f"{scope}.{name}" for name in self.names])
+
+    def part(self, scope: str) -> "Transformer":
+        """The sublayers of ``scope`` (a hook name, or a prefix of dot-separated names), names kept."""
+        positions = _positions(self.names, self._index, scope)
+        return Transformer(self.layout, [self.layers[i] for i in positions], [self.names[i] for i in positions])
+
+    def upto(self, hook: str) -> "Transformer":
+        """The prefix of the model that ends with the sublayer (or the scope) ``hook``, names kept."""
+        end = self._position(self.hook_after(hook))
+        return Transformer(self.layout, self.layers[:end], self.names[:end])
 
     def __len__(self) -> int:
         return len(self.layers)
+
+    def __getitem__(self, name: str) -> Sublayer:
+        """The sublayer with hook name ``name``."""
+        if name not in self._index:
+            raise KeyError(f"no sublayer named {name!r}; names: {_summary(self.names)}")
+        return self.layers[self._index[name]]
 
     @property
     def depth(self) -> int:
@@ -64,25 +149,49 @@ class Transformer:
 
     @property
     def max_heads(self) -> int:
-        return max((len(l.heads) for l in self.layers if l.kind == "attention"), default=0)
+        return max((len(layer.heads) for layer in self.layers if layer.kind == "attention"), default=0)
 
     @property
     def max_mlp_width(self) -> int:
-        return max((l.width for l in self.layers if l.kind == "mlp"), default=0)
+        return max((layer.width for layer in self.layers if layer.kind == "mlp"), default=0)
 
-    def forward(self, stream: torch.Tensor, *, trace: bool = False) -> torch.Tensor | Trace:
-        """Run every sublayer; return the final stream, or a :class:`Trace` of all of them."""
+    def forward(self, stream: torch.Tensor, *, trace: bool | Iterable[str] = False) -> torch.Tensor | Trace:
+        """Run every sublayer; return the final stream, or a :class:`Trace`.
+
+        ``trace=True`` records every stream; a collection of hook names records only those (and the input and
+        the output), which keeps the memory of long models small.
+        """
         _check_stream(stream, self.layout)
-        streams = [stream]
-        for layer in self.layers:
+        if trace is False:
+            for layer in self.layers:
+                stream = stream + layer(stream)
+            return stream
+        names = [trace] if isinstance(trace, str) else trace
+        keep = None if names is True else {self._position(name) for name in names}
+        streams: list[torch.Tensor | None] = [stream]
+        last = len(self.layers)
+        for position, layer in enumerate(self.layers, start=1):
             stream = stream + layer(stream)
-            if trace:
-                streams.append(stream)
-        if trace:
-            return Trace(["input"] + [l.label for l in self.layers], streams)
-        return stream
+            streams.append(stream if keep is None or position in keep or position == last else None)
+        return Trace([INPUT, *self.names], streams)
 
     __call__ = forward
+
+    def hook_after(self, scope: str) -> str:
+        """The name of the last sublayer of ``scope`` (a hook name, or a prefix of dot-separated names)."""
+        return self.names[_positions(self.names, self._index, scope)[-1]]
+
+    def hook_before(self, scope: str) -> str:
+        """The name of the sublayer just before ``scope`` starts (``"input"`` if it starts the model)."""
+        first = _positions(self.names, self._index, scope)[0]
+        return self.names[first - 1] if first else INPUT
+
+    def _position(self, name: str) -> int:
+        """1-based position of the sublayer ``name`` in a trace (0 for ``"input"``)."""
+        if name == INPUT:
+            return 0
+        self[name]  # a KeyError naming the model's hooks if there is no such sublayer
+        return self._index[name] + 1
 
     def to(self, device: torch.device | str, dtype: torch.dtype = DEFAULT_DTYPE) -> "Transformer":
         """Move every weight matrix once (in place) so forward passes do no transfers."""
@@ -97,17 +206,36 @@ class Transformer:
         return self
 
     def named_weights(self) -> dict[str, torch.Tensor]:
-        """All weight matrices, keyed ``"{index}.{layer label}.{block}"``."""
-        weights: dict[str, torch.Tensor] = {}
-        for i, layer in enumerate(self.layers):
-            for name, matrix in layer.named_weights().items():
-                weights[f"{i}.{layer.label}.{name}"] = matrix
-        return weights
+        """All weight matrices, keyed ``"{hook name}.{matrix}"``."""
+        return {
+            f"{name}.{matrix}": value
+            for name, layer in zip(self.names, self.layers)
+            for matrix, value in layer.named_weights().items()
+        }
 
     def describe(self) -> str:
-        head = f"{self.layout!r}\n{len(self.layers)} sublayers, {self.depth} attention, " \
-               f"max {self.max_heads} heads, max MLP width {self.max_mlp_width}"
-        return "\n".join([head] + [f"[{i}] {l.describe()}" for i, l in enumerate(self.layers)])
+        head = (
+            f"{self.layout!r}\n{len(self.layers)} sublayers, {self.depth} attention, "
+            f"max {self.max_heads} heads, max MLP width {self.max_mlp_width}"
+        )
+        return "\n".join([head] + [f"[{name}] {layer.describe()}" for name, layer in zip(self.names, self.layers)])
+
+
+def _positions(names: list[str], index: dict[str, int], scope: str) -> list[int]:
+    """Positions (in ``names``) of the hook ``scope``, or of every name in the scope ``scope``."""
+    if scope in index:
+        return [index[scope]]
+    prefix = scope + "."
+    positions = [i for i, name in enumerate(names) if name.startswith(prefix)]
+    if not positions:
+        raise KeyError(f"no hook named {scope!r} and no scope with that prefix; hooks: {_summary(names)}")
+    return positions
+
+
+def _summary(names: list[str], shown: int = 8) -> str:
+    """The first few names (a model may have thousands)."""
+    more = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _check_stream(stream: torch.Tensor, layout: ResidualLayout) -> None:

@@ -1,22 +1,22 @@
-"""Piecewise-linear approximation of a scalar function by ReLU hinges.
+r"""Piecewise-linear approximation of a scalar function by ReLU hinges.
 
-On knots $t_0 < \\dots < t_M$ with values $f_m = f(t_m)$ and slopes
-$\\sigma_m = (f_{m+1}-f_m)/(t_{m+1}-t_m)$,
+On knots $t_0 < \dots < t_M$ with values $f_m = f(t_m)$ and slopes
+$\sigma_m = (f_{m+1}-f_m)/(t_{m+1}-t_m)$,
 
 .. math::
 
-    \\hat f(s) = f_0 + \\sum_{m=0}^{M} w_m\\,\\sigma(s - t_m), \\qquad
-    w_0 = \\sigma_0,\\ w_m = \\sigma_m - \\sigma_{m-1}\\ (1 \\le m < M),\\ w_M = -\\sigma_{M-1},
+    \hat f(s) = f_0 + \sum_{m=0}^{M} w_m\,\sigma(s - t_m), \qquad
+    w_0 = \sigma_0,\ w_m = \sigma_m - \sigma_{m-1}\ (1 \le m < M),\ w_M = -\sigma_{M-1},
 
-interpolates $f$ on $[t_0, t_M]$ and is flat outside it ($\\hat f = f_0$ below,
+interpolates $f$ on $[t_0, t_M]$ and is flat outside it ($\hat f = f_0$ below,
 $f_M$ above). The MLP that computes it has $M + 2$ units: $M + 1$ hinges and one
-unit $\\sigma(\\mathrm{one})$ for the constant $f_0$. Its error bounds are in
-:mod:`theory.interpolation`.
+unit $\sigma(\mathrm{one})$ for the constant $f_0$. Its error bounds are in
+:mod:`tfconstruct.theory.interpolation`.
 
-Since $\\sum_m w_m = 0$, the same weights also give the *right-anchored* form
-$\\hat f(s) = f_M + \\sum_m w_m\\,\\sigma(t_m - s)$ (``add_to``'s default, ``anchor="right"``). It is the
+Since $\sum_m w_m = 0$, the same weights also give the *right-anchored* form
+$\hat f(s) = f_M + \sum_m w_m\,\sigma(t_m - s)$ (``add_to``'s default, ``anchor="right"``). It is the
 better-conditioned one when $|f'|$ decreases along the knots (e.g. $s^{-1/2}$ on geometric
-knots): the left form at large $s$ cancels terms of size $|w_0|\\,s \\sim (s/t_0)^{3/2} f(s)$,
+knots): the left form at large $s$ cancels terms of size $|w_0|\,s \sim (s/t_0)^{3/2} f(s)$,
 the right form only sums terms of the size of $f(s)$.
 """
 
@@ -31,7 +31,7 @@ from .mlp import MLPBuilder
 
 
 def geometric_knots(low: float, high: float, intervals: int) -> np.ndarray:
-    """$t_m = a\\,(b/a)^{m/M}$, $m = 0..M$: equal relative spacing (for $s^{-1/2}$, $\\log s$)."""
+    r"""$t_m = a\,(b/a)^{m/M}$, $m = 0..M$: equal relative spacing (for $s^{-1/2}$, $\log s$)."""
     _check_range(low, high, intervals)
     if low <= 0:
         raise ValueError(f"geometric knots need low > 0, got low={low}")
@@ -39,7 +39,7 @@ def geometric_knots(low: float, high: float, intervals: int) -> np.ndarray:
 
 
 def uniform_knots(low: float, high: float, intervals: int) -> np.ndarray:
-    """$t_m = a + (b-a)\\,m/M$, $m = 0..M$ (for $s^2$)."""
+    r"""$t_m = a + (b-a)\,m/M$, $m = 0..M$ (for $s^2$)."""
     _check_range(low, high, intervals)
     return np.linspace(low, high, intervals + 1)
 
@@ -80,7 +80,7 @@ class PiecewiseLinear:
         return float(self.values[0])
 
     def __call__(self, s: np.ndarray) -> np.ndarray:
-        """Evaluate the right-anchored hinge expansion $f_M + \\sum_m w_m\\sigma(t_m - s)$ (what the MLP computes by default)."""
+        r"""Evaluate the right-anchored hinge expansion $f_M + \sum_m w_m\sigma(t_m - s)$ (what the MLP computes by default)."""
         s = np.asarray(s, dtype=np.float64)
         hinges = np.maximum(self.knots - s[..., None], 0.0)
         return float(self.values[-1]) + hinges @ self.hinge_weights
@@ -88,10 +88,10 @@ class PiecewiseLinear:
     def add_to(
         self, builder: MLPBuilder, src: str, dst: str, scale: float = 1.0, anchor: Literal["left", "right"] = "right"
     ) -> MLPBuilder:
-        """Add units computing $dst \\mathrel{+}= c\\,\\hat f(src)$ elementwise ($M+2$ groups of size ``src``).
+        r"""Add units computing $dst \mathrel{+}= c\,\hat f(src)$ elementwise ($M+2$ groups of size ``src``).
 
-        ``anchor="left"`` uses $f_0 + \\sum_m w_m\\sigma(s - t_m)$, ``"right"`` the same function as
-        $f_M + \\sum_m w_m\\sigma(t_m - s)$ (see the module docstring for which is better conditioned).
+        ``anchor="left"`` uses $f_0 + \sum_m w_m\sigma(s - t_m)$, ``"right"`` the same function as
+        $f_M + \sum_m w_m\sigma(t_m - s)$ (see the module docstring for which is better conditioned).
         """
         if anchor not in ("left", "right"):
             raise ValueError(f"anchor must be 'left' or 'right', got {anchor!r}")

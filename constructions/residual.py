@@ -1,8 +1,8 @@
-"""The residual stream as a direct sum of named subspaces.
+r"""The residual stream as a direct sum of named subspaces.
 
-Every token carries a vector $h \\in \\mathbb{R}^D$ that is the concatenation of
-named blocks, e.g. $h = [x;\\ \\mathrm{one};\\ v;\\ u]$. Weights are always
-built by naming the blocks they read and write (see :mod:`constructions.weights`),
+Every token carries a vector $h \in \mathbb{R}^D$ that is the concatenation of
+named blocks, e.g. $h = [x;\ \mathrm{one};\ v;\ u]$. Weights are always
+built by naming the blocks they read and write (see :mod:`tfconstruct.constructions.weights`),
 never by raw index, in the spirit of Tracr's ``VectorSpaceWithBasis``.
 
 Tokens are rows: a batch of residual streams has shape ``(batch, tokens, D)``.
@@ -69,9 +69,7 @@ class ResidualLayout:
         try:
             return self._subspaces[name]
         except KeyError:
-            raise KeyError(
-                f"no subspace named {name!r}; the layout has {list(self._subspaces)}"
-            ) from None
+            raise KeyError(f"no subspace named {name!r}; the layout has {list(self._subspaces)}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._subspaces
@@ -123,4 +121,3 @@ class ResidualLayout:
                     f"it must broadcast to (batch, tokens, {block.size}) = ({batch}, {tokens}, {block.size})"
                 ) from err
         return stream
-

@@ -1,14 +1,14 @@
-"""Weight matrices built by naming the subspaces they read and write.
+r"""Weight matrices built by naming the subspaces they read and write.
 
-Two kinds of matrix act on the residual stream $h \\in \\mathbb{R}^D$:
+Two kinds of matrix act on the residual stream $h \in \mathbb{R}^D$:
 
-* :class:`Bilinear` is a score form $s(h_i, h_j) = h_i^\\top W_{QK} h_j$
+* :class:`Bilinear` is a score form $s(h_i, h_j) = h_i^\top W_{QK} h_j$
   (Tracr's ``ScalarBilinear``). ``add("x", "mu", beta)`` adds
-  $\\beta \\langle x_i, \\mu_j \\rangle$: block ``x`` of the query token paired with
+  $\beta \langle x_i, \mu_j \rangle$: block ``x`` of the query token paired with
   block ``mu`` of the key token.
-* :class:`LinearMap` is a map $h \\mapsto W h$ from the stream to the stream
+* :class:`LinearMap` is a map $h \mapsto W h$ from the stream to the stream
   (an attention head's $W_O W_V$, or an MLP's read/write). ``add(src="x", dst="u", scale=c)``
-  adds $c\\,x$ into block ``u``.
+  adds $c\,x$ into block ``u``.
 
 Both accept an explicit ``matrix`` in place of the identity pairing, shaped
 ``(size of first block, size of second block)``, so nothing outside this module
@@ -35,13 +35,11 @@ def _pairing(rows: int, cols: int, scale: Coefficient, matrix: torch.Tensor | No
         return scale * torch.eye(rows, dtype=DEFAULT_DTYPE)
     if rows == 1 or cols == 1:
         return scale * torch.ones(rows, cols, dtype=DEFAULT_DTYPE)
-    raise ValueError(
-        f"{what}: blocks of sizes {rows} and {cols} cannot be paired by the identity; pass matrix="
-    )
+    raise ValueError(f"{what}: blocks of sizes {rows} and {cols} cannot be paired by the identity; pass matrix=")
 
 
 class _BlockMatrix:
-    """A $D \\times D$ matrix filled block by block from named subspaces (shared by both kinds)."""
+    r"""A $D \times D$ matrix filled block by block from named subspaces (shared by both kinds)."""
 
     separator = " + "
 
@@ -50,8 +48,16 @@ class _BlockMatrix:
         self.matrix = torch.zeros(layout.dim, layout.dim, dtype=DEFAULT_DTYPE)
         self.terms: list[str] = []
 
-    def _place(self, row: str, col: str, scale: Coefficient, matrix: torch.Tensor | None,
-               row_index: int | None, col_index: int | None, what: str) -> None:
+    def _place(
+        self,
+        row: str,
+        col: str,
+        scale: Coefficient,
+        matrix: torch.Tensor | None,
+        row_index: int | None,
+        col_index: int | None,
+        what: str,
+    ) -> None:
         rows = _coordinates(self.layout, row, row_index)
         cols = _coordinates(self.layout, col, col_index)
         self.matrix[rows[:, None], cols[None, :]] += _pairing(len(rows), len(cols), scale, matrix, what)
@@ -61,10 +67,10 @@ class _BlockMatrix:
 
 
 class Bilinear(_BlockMatrix):
-    """A score form $h_i^\\top W h_j$ assembled from named block pairings.
+    r"""A score form $h_i^\top W h_j$ assembled from named block pairings.
 
     Example:
-        E-step score $\\beta(\\langle x_i, \\mu_k\\rangle - s_k/2)$:
+        E-step score $\beta(\langle x_i, \mu_k\rangle - s_k/2)$:
 
         >>> qk = Bilinear(layout).add("x", "mu", beta).add("one", "s", -beta / 2)
     """
@@ -89,12 +95,12 @@ class Bilinear(_BlockMatrix):
 
 
 class LinearMap(_BlockMatrix):
-    """A linear map of the stream into itself, assembled from named block moves.
+    r"""A linear map of the stream into itself, assembled from named block moves.
 
     Stored as (in, out), so a row-token stream maps by ``stream @ matrix``.
 
     Example:
-        Write $c\\,x$ into block ``u``:
+        Write $c\,x$ into block ``u``:
 
         >>> ov = LinearMap(layout).add("x", "u", c)
     """

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from constructions.em import EMConstruction, EMReadout
-from verify.reference.em import MixtureState, initial_state, lloyd, soft_em
-from verify.strategies.mixtures import MixtureInstance
+from tfconstruct.constructions.em import EMConstruction, EMReadout
+from tfconstruct.verify.em.reference import MixtureState, initial_state, lloyd, soft_em
+from tfconstruct.verify.em.strategies import MixtureInstance
 
 EPS = float(np.finfo(np.float64).eps)
 
 
 def score_tolerance(beta: float, radius: float, factor: float = 64.0) -> float:
-    """Round-off allowance for quantities computed from E-step scores $\\beta(\\langle x,\\mu\\rangle - s/2)$.
+    r"""Round-off allowance for quantities computed from E-step scores $\beta(\langle x,\mu\rangle - s/2)$.
 
-    The scores carry an absolute error of a few $\\epsilon\\,\\beta R^2$ (anchors §3.1: tolerances
+    The scores carry an absolute error of a few $\epsilon\,\beta R^2$ (tolerances
     scale with the data's offset), and responsibilities inherit it.
     """
     return factor * EPS * (1.0 + beta * radius**2)
 
 
 def mean_errors(readouts: list[EMReadout], reference: list[MixtureState], item: int = 0) -> np.ndarray:
-    """$\\max_k\\|\\hat\\mu_k^{(t)} - \\mu_k^{(t)}\\|$ for $t = 1..L$ (batch entry ``item``)."""
+    r"""$\max_k\|\hat\mu_k^{(t)} - \mu_k^{(t)}\|$ for $t = 1..L$ (batch entry ``item``)."""
     return np.array(
         [np.linalg.norm(r.means[item].numpy() - s.means, axis=1).max() for r, s in zip(readouts, reference)]
     )
@@ -30,12 +30,12 @@ def mean_errors(readouts: list[EMReadout], reference: list[MixtureState], item: 
 def soft_pair(
     instance: MixtureInstance, iterations: int, *, width: int = 64, update_weights: bool = True, **options
 ) -> tuple[EMConstruction, list[EMReadout], list[MixtureState]]:
-    """Soft EM with $\\beta = 1/\\sigma^2$ from the instance's initialisation: construction and reference."""
+    r"""Soft EM with $\beta = 1/\sigma^2$ from the instance's initialisation: construction and reference."""
     beta = options.pop("beta", 1.0 / instance.noise**2)
     construction = EMConstruction(
-        instance.clusters,
         instance.dim,
-        iterations,
+        components=instance.clusters,
+        iterations=iterations,
         mode="soft",
         beta=beta,
         radius=instance.radius,
@@ -54,7 +54,13 @@ def hard_pair(
 ) -> tuple[EMConstruction, list[EMReadout], list[MixtureState]]:
     """Lloyd from the instance's initialisation: construction and reference."""
     construction = EMConstruction(
-        instance.clusters, instance.dim, iterations, mode="hard", beta=beta, radius=instance.radius, **options
+        instance.dim,
+        components=instance.clusters,
+        iterations=iterations,
+        mode="hard",
+        beta=beta,
+        radius=instance.radius,
+        **options,
     )
     readouts = construction.trajectory(construction.embed(instance.points, instance.init_means))
     return construction, readouts, lloyd(instance.points, instance.init_means, iterations)

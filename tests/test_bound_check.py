@@ -8,10 +8,10 @@ import sympy as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from constructions.piecewise import PiecewiseLinear, geometric_knots
-from theory.bound import Bound
-from theory.interpolation import INV_SQRT_RELATIVE
-from verify.bound_check import BoundCheck, BoundViolation, check_bound, slack_table
+from tfconstruct.constructions.piecewise import PiecewiseLinear, geometric_knots
+from tfconstruct.theory.bound import Bound
+from tfconstruct.theory.interpolation import INV_SQRT_RELATIVE
+from tfconstruct.verify.bound_check import BoundCheck, BoundViolation, check_bound, slack_table
 
 # The inverse-square-root bound with its constant 3/32 replaced by 1/1000: a "proof" with an error.
 WRONG_INV_SQRT = Bound(
@@ -22,15 +22,17 @@ WRONG_INV_SQRT = Bound(
 )
 
 # Instances inside the theorem's assumptions, built directly: 0 < a < b, M >= 1.
-instances = st.fixed_dictionaries({
-    "a": st.floats(min_value=1e-3, max_value=10.0),
-    "ratio": st.floats(min_value=1.5, max_value=1e4),
-    "M": st.integers(min_value=1, max_value=64),
-})
+instances = st.fixed_dictionaries(
+    {
+        "a": st.floats(min_value=1e-3, max_value=10.0),
+        "ratio": st.floats(min_value=1.5, max_value=1e4),
+        "M": st.integers(min_value=1, max_value=64),
+    }
+)
 
 
 def inv_sqrt_relative_error(low: float, high: float, width: int) -> float:
-    """$\\max_s |\\sqrt{s}\\,\\hat\\phi_M(s) - 1|$ of the hinge interpolant, on a grid 64x finer than the knots."""
+    r"""$\max_s |\sqrt{s}\,\hat\phi_M(s) - 1|$ of the hinge interpolant, on a grid 64x finer than the knots."""
     interpolant = PiecewiseLinear.interpolate(lambda s: s**-0.5, geometric_knots(low, high, width))
     grid = geometric_knots(low, high, 64 * width)
     return float(np.max(np.abs(np.sqrt(grid) * interpolant(grid) - 1.0)))
@@ -100,4 +102,3 @@ def test_nan_measurement_is_a_violation_and_atol_allows_round_off():
 def test_missing_symbol_value_is_a_clear_error():
     with pytest.raises(ValueError, match=r"needs values for \['b'\]"):
         check_bound(INV_SQRT_RELATIVE, 0.0, instance={}, M=4, a=1.0)
-

@@ -11,21 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from constructions.em import EMConstruction
-from constructions.power import PowerIteration
-from constructions.tensor import OdecoPowerIteration, default_seeds
-from verify import construction_sweeps
-from verify.cli import main
-from verify.construction_sweeps import (
-    POWER_DOMAIN,
-    STUDIES,
-    Check,
-    em_instances,
-    power_instances,
-    tensor_domain,
-    tensor_instances,
-)
-from verify.sweep import load_rows
+from tfconstruct.constructions.em import EMConstruction
+from tfconstruct.constructions.power import PowerIteration, default_seeds
+from tfconstruct.constructions.tensor import OdecoPowerIteration
+from tfconstruct.verify.cli import main
+from tfconstruct.verify.em import study as em_study
+from tfconstruct.verify.em import sweep as em_sweep
+from tfconstruct.verify.power import sweep as power_sweep
+from tfconstruct.verify.study import BoundColumn
+from tfconstruct.verify.sweep import load_rows
+from tfconstruct.verify.tensor import sweep as tensor_sweep
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -35,6 +30,8 @@ TINY = {
     "tensor": {"dim": [4], "clusters": [2], "depth": [1, 3], "width": [16, 32]},
 }
 REPLICATES = 2
+MODULES = {"power": power_sweep, "em": em_sweep, "tensor": tensor_sweep}
+STUDIES = {name: module.STUDY for name, module in MODULES.items()}
 #: the name each measure calls exactly once per grid point (where the test interrupts it)
 CONSTRUCTION = {"power": "run_trajectory", "em": "EMConstruction", "tensor": "OdecoPowerIteration"}
 
@@ -54,18 +51,18 @@ def test_rows_hold_the_full_config_and_every_metric_with_its_bound(name, tmp_pat
     rows = run_tiny(name, tmp_path)
     grid = TINY[name]
     assert len(rows) == math.prod(len(v) for v in grid.values()) * REPLICATES
-    metrics = [c.metric for c in study.checks]
+    metrics = [c.metric for c in study.bounds]
     for row in rows:
         assert set(grid) | {"replicate", "seed"} | set(metrics) | {f"{m}_bound" for m in metrics} <= set(row)
         assert all(math.isfinite(row[m]) and math.isfinite(row[f"{m}_bound"]) for m in metrics)
-        assert not any(c.violated(row) for c in study.checks)
+        assert not any(c.violated(row) for c in study.bounds)
     # seeds depend on the instance parameters only: every depth and width of a replicate sees one instance
     assert {(r["replicate"], r["seed"]) for r in rows} == {(r, rows[r]["seed"]) for r in range(REPLICATES)}
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["grid"] == grid and config["replicates"] == REPLICATES and config["batched"]
     assert config["seed_keys"] == study.instance_params
     assert config["extra"] == {"study": name, "constants": json.loads(json.dumps(study.constants))}
-    assert config["measure"] == f"verify.construction_sweeps.measure_{name}"
+    assert config["measure"] == f"tfconstruct.verify.{name}.sweep.measure"
     with (tmp_path / "results.csv").open() as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == len(rows) and list(table[0]) == list(rows[0])
@@ -74,7 +71,7 @@ def test_rows_hold_the_full_config_and_every_metric_with_its_bound(name, tmp_pat
 @pytest.mark.parametrize("name", list(STUDIES))
 def test_an_interrupted_sweep_resumes_to_the_rows_of_a_clean_run(name, tmp_path, monkeypatch):
     clean = run_tiny(name, tmp_path / "clean")
-    original = getattr(construction_sweeps, CONSTRUCTION[name])
+    original = getattr(MODULES[name], CONSTRUCTION[name])
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -83,7 +80,7 @@ def test_an_interrupted_sweep_resumes_to_the_rows_of_a_clean_run(name, tmp_path,
             raise KeyboardInterrupt("injected while measuring the second grid point")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(construction_sweeps, CONSTRUCTION[name], interrupted)
+    monkeypatch.setattr(MODULES[name], CONSTRUCTION[name], interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_tiny(name, tmp_path / "resumed")
     assert len(load_rows(tmp_path / "resumed")) == REPLICATES  # the first grid point was saved
@@ -106,8 +103,8 @@ def test_the_same_seed_reproduces_every_number_and_another_seed_does_not(name, t
 def test_power_row_matches_eigh_and_the_bounds_computed_directly(tmp_path):
     row = pick(run_tiny("power", tmp_path), depth=6, width=16, replicate=1)
     config = {k: row[k] for k in TINY["power"]}
-    X, starts = power_instances(config, [row["seed"]])
-    construction = PowerIteration(4, steps=6, width=16, domain=POWER_DOMAIN)
+    X, starts = power_sweep.instances(config, [row["seed"]])
+    construction = PowerIteration(4, iterations=6, width=16, domain=power_sweep.DOMAIN)
     stream = construction.model(construction.embed(torch.as_tensor(X), torch.as_tensor(starts)))
     vector = construction.readout(stream).vectors[0, 0].numpy()
     values, eigenvectors = np.linalg.eigh(X[0].T @ X[0] / X.shape[1])
@@ -119,15 +116,23 @@ def test_power_row_matches_eigh_and_the_bounds_computed_directly(tmp_path):
     gap = values[-2] / values[-1]
     assert gap == pytest.approx(0.5, rel=1e-12)  # the builder's prescribed eigengap
     assert row["sin_eigh_bound"] == pytest.approx(gap**6 * np.sqrt(1 - cosine**2) / cosine, rel=1e-10)
-    ratio = (POWER_DOMAIN[1] / POWER_DOMAIN[0]) ** (1 / 16)
+    ratio = (power_sweep.DOMAIN[1] / power_sweep.DOMAIN[0]) ** (1 / 16)
     assert row["norm_error_bound"] == pytest.approx(3 / 32 * (ratio - 1) ** 2 * np.sqrt(ratio), rel=1e-12)
 
 
 def test_em_row_matches_one_em_step_computed_directly(tmp_path):
     row = pick(run_tiny("em", tmp_path), depth=1, width=32, replicate=0)
-    instance = em_instances({k: row[k] for k in TINY["em"]}, [row["seed"]])[0]
-    construction = EMConstruction(2, 2, 1, beta=1.0, radius=instance.radius, width=32,
-                                  floor=construction_sweeps.FLOOR, weight_floor=construction_sweeps.WEIGHT_FLOOR)
+    instance = em_sweep.instances({k: row[k] for k in TINY["em"]}, [row["seed"]])[0]
+    construction = EMConstruction(
+        2,
+        components=2,
+        iterations=1,
+        beta=1.0,
+        radius=instance.radius,
+        width=32,
+        floor=em_study.FLOOR,
+        weight_floor=em_study.WEIGHT_FLOOR,
+    )
     readout = construction.run(instance.points, instance.init_means)
     x, mu = instance.points, instance.init_means
     scores = -0.5 * ((x[:, None, :] - mu[None]) ** 2).sum(-1)  # equal weights 1/K, unit variance
@@ -141,13 +146,14 @@ def test_em_row_matches_one_em_step_computed_directly(tmp_path):
 
 def test_tensor_row_matches_the_whitened_components_and_a_direct_power_method(tmp_path):
     row = pick(run_tiny("tensor", tmp_path), depth=3, width=32, replicate=1)
-    instance = tensor_instances({k: row[k] for k in TINY["tensor"]}, [row["seed"]])[0]
+    instance = tensor_sweep.instances({k: row[k] for k in TINY["tensor"]}, [row["seed"]])[0]
     components = np.sqrt(instance.weights)[:, None] * instance.means @ instance.whitening.whiten
     np.testing.assert_allclose(components @ components.T, np.eye(2), atol=1e-12)
-    np.testing.assert_allclose(np.einsum("k,ka,kb,kc->abc", instance.weights**-0.5, *[components] * 3),
-                               instance.tensor, atol=1e-12)
+    np.testing.assert_allclose(
+        np.einsum("k,ka,kb,kc->abc", instance.weights**-0.5, *[components] * 3), instance.tensor, atol=1e-12
+    )
     seeds = default_seeds(2, 2)
-    construction = OdecoPowerIteration(2, 2, 3, 32, tensor_domain(2))
+    construction = OdecoPowerIteration(2, components=2, iterations=3, width=32, domain=tensor_sweep.domain_for(2))
     readout = construction.readout(construction.model(construction.embed(instance.tensor, seeds)))
     vectors, eigenvalue = readout.vectors[0].numpy(), float(readout.eigenvalues[0, 0])
     target = components[np.argmax(np.abs(components @ vectors[0]))]
@@ -164,44 +170,69 @@ def test_tensor_row_matches_the_whitened_components_and_a_direct_power_method(tm
     assert row["mean_error"] == pytest.approx(np.linalg.norm(ours - reference) / np.linalg.norm(reference), rel=1e-6)
 
 
-def test_check_applies_only_where_the_bound_does_and_counts_nan_as_a_violation():
-    check = Check("e", 1e-12)
+def test_bound_column_applies_only_where_the_bound_does_and_counts_nan_as_a_violation():
+    check = BoundColumn("e", 1e-12)
     assert not check.violated({"e": 1.0, "e_bound": float("nan")})
     assert not check.violated({"e": 1.0 + 1e-13, "e_bound": 1.0})
     assert check.violated({"e": 1.1, "e_bound": 1.0})
     assert check.violated({"e": float("nan"), "e_bound": 1.0})
-    assert Check("error", "round_off", bound="bound").violated({"error": 2.0, "bound": 1.0, "round_off": 0.5})
+    assert BoundColumn("error", "round_off", bound="bound").violated({"error": 2.0, "bound": 1.0, "round_off": 0.5})
 
 
 def test_sweep_command_writes_plots_and_a_summary_and_fails_on_a_violated_bound(tmp_path, capsys, monkeypatch):
-    args = ["sweep", "power", "--out", str(tmp_path / "p"), "--dim", "3", "--tokens", "10", "--gap", "0.4", "0.7",
-            "--depth", "1", "4", "--width", "4", "8", "--replicates", "2"]
+    args = [
+        "sweep",
+        "power",
+        "--out",
+        str(tmp_path / "p"),
+        "--dim",
+        "3",
+        "--tokens",
+        "10",
+        "--gap",
+        "0.4",
+        "0.7",
+        "--depth",
+        "1",
+        "4",
+        "--width",
+        "4",
+        "8",
+        "--replicates",
+        "2",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "power: 16 rows" in out and "gap=0.4" in out and "sin_eigh" in out
-    assert (tmp_path / "p" / "power_error_vs_depth.png").exists() and (tmp_path / "p" / "power_error_vs_width.png").exists()
+    assert (tmp_path / "p" / "power_error_vs_depth.png").exists() and (
+        tmp_path / "p" / "power_error_vs_width.png"
+    ).exists()
     with pytest.raises(SystemExit) as exit_info:  # the folder holds another sweep: refuse, do not mix rows
         main([*args[:-1], "3"])
     assert exit_info.value.code == 2 and "refusing to resume" in capsys.readouterr().err
-    monkeypatch.setattr(construction_sweeps, "NORM_PER_STEP", lambda **values: 0.0)
+    monkeypatch.setattr(power_sweep, "NORM_PER_STEP", lambda **values: 0.0)
     args[args.index("--out") + 1] = str(tmp_path / "q")
     assert main(args) == 1
     assert "BOUND VIOLATED (norm_error)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["power", "--depth", "0"], "--depth must be an integer >= 1, got 0"),
-    (["power", "--width", "0", "8"], "--width must be an integer >= 1, got 0"),
-    (["power", "--gap", "1.2"], "--gap must be in"),
-    (["power", "--dim", "8", "--tokens", "8"], "power needs --tokens > --dim"),
-    (["em", "--gap", "0.5"], "--gap does not apply to the em study"),
-    (["em", "--clusters", "1"], "em needs --clusters >= 2"),
-    (["tensor", "--separation", "3"], "--separation does not apply to the tensor study"),
-    (["tensor", "--dim", "3", "--clusters", "4"], "tensor needs --clusters K <= --dim d"),
-    (["tensor", "--width", "4"], "tensor with K=3 needs --width >= 16"),
-    (["approximation", "--depth", "2"], "--depth does not apply to the approximation study"),
-    (["power", "--replicates", "0"], "--replicates must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["power", "--depth", "0"], "--depth must be an integer >= 1, got 0"),
+        (["power", "--width", "0", "8"], "--width must be an integer >= 1, got 0"),
+        (["power", "--gap", "1.2"], "--gap must be in"),
+        (["power", "--gap", "0.01"], "power needs --gap in (0.02, 1)"),
+        (["power", "--dim", "8", "--tokens", "8"], "power needs --tokens > --dim"),
+        (["em", "--gap", "0.5"], "--gap does not apply to the em study"),
+        (["em", "--clusters", "1"], "em needs --clusters >= 2"),
+        (["tensor", "--separation", "3"], "--separation does not apply to the tensor study"),
+        (["tensor", "--dim", "3", "--clusters", "4"], "tensor needs --clusters K <= --dim d"),
+        (["tensor", "--width", "4"], f"tensor with K=3 needs --width >= {tensor_sweep.min_width(3)}"),
+        (["approximation", "--depth", "2"], "--depth does not apply to the approximation study"),
+        (["power", "--replicates", "0"], "--replicates must be an integer >= 1"),
+    ],
+)
 def test_sweep_command_rejects_bad_values_with_a_clear_message(args, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", *args, "--out", str(tmp_path)])

@@ -4,9 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from constructions import AttentionHead, Bilinear, LinearMap, MLPBuilder, MultiHeadAttention, ResidualLayout, Transformer
-from constructions import moves
-from constructions.export import export_attention, state_dict
+from tfconstruct.constructions import (
+    AttentionHead,
+    Bilinear,
+    LinearMap,
+    MLPBuilder,
+    MultiHeadAttention,
+    ResidualLayout,
+    Transformer,
+    moves,
+)
+from tfconstruct.constructions.export import export_attention, state_dict
 
 LAYOUT = ResidualLayout([("x", 3), ("one", 1), ("v", 3), ("u", 3), ("flag", 1), ("s", 1)])
 
@@ -20,7 +28,9 @@ def random_stream(batch=2, tokens=6, seed=0):
 
 
 def head(scoring, keys=None, normalise=True):
-    return AttentionHead(Bilinear(LAYOUT).add("v", "x"), LinearMap(LAYOUT).add("x", "u"), scoring, keys=keys, normalise=normalise)
+    return AttentionHead(
+        Bilinear(LAYOUT).add("v", "x"), LinearMap(LAYOUT).add("x", "u"), scoring, keys=keys, normalise=normalise
+    )
 
 
 def numpy_reference(stream, scoring, mask=None, normalise=True):
@@ -46,7 +56,9 @@ def test_head_scorings_match_numpy(scoring, masked):
     stream = random_stream()
     mask = (LAYOUT.read(stream, "flag")[..., 0] > 0.5).numpy()[:, None, :] if masked else None
     out = head(scoring, keys="flag" if masked else None)(stream)
-    np.testing.assert_allclose(LAYOUT.read(out, "u").numpy(), numpy_reference(stream, scoring, mask), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(
+        LAYOUT.read(out, "u").numpy(), numpy_reference(stream, scoring, mask), rtol=1e-13, atol=1e-14
+    )
     others = [n for n in LAYOUT.names if n != "u"]
     assert all(torch.count_nonzero(LAYOUT.read(out, n)) == 0 for n in others)
 
@@ -54,11 +66,15 @@ def test_head_scorings_match_numpy(scoring, masked):
 def test_relu_without_normalisation_and_signed_pair_is_linear():
     stream = random_stream()
     pos = head("relu", normalise=False)
-    neg = AttentionHead(Bilinear(LAYOUT).add("v", "x", -1.0), LinearMap(LAYOUT).add("x", "u", -1.0), "relu", normalise=False)
+    neg = AttentionHead(
+        Bilinear(LAYOUT).add("v", "x", -1.0), LinearMap(LAYOUT).add("x", "u", -1.0), "relu", normalise=False
+    )
     pair = MultiHeadAttention([pos, neg])(stream)
     linear = head("linear", normalise=False)(stream)
     torch.testing.assert_close(pair, linear, rtol=1e-13, atol=1e-14)
-    np.testing.assert_allclose(LAYOUT.read(pos(stream), "u").numpy(), numpy_reference(stream, "relu", normalise=False), rtol=1e-13)
+    np.testing.assert_allclose(
+        LAYOUT.read(pos(stream), "u").numpy(), numpy_reference(stream, "relu", normalise=False), rtol=1e-13
+    )
 
 
 def test_average_divides_by_head_count():
@@ -81,8 +97,15 @@ def test_attention_rejects_bad_configuration():
 @pytest.mark.parametrize("combine", ["sum", "average"])
 def test_export_to_concatenated_heads_is_exact(combine):
     stream = random_stream(tokens=7, seed=3)
-    heads = [head("softmax", keys="flag"), head("relu"),
-             AttentionHead(Bilinear(LAYOUT).add("x", "x").add("one", "s", 2.0), LinearMap(LAYOUT).add("one", "s", 1.0).add("v", "u", -1.0), "linear")]
+    heads = [
+        head("softmax", keys="flag"),
+        head("relu"),
+        AttentionHead(
+            Bilinear(LAYOUT).add("x", "x").add("one", "s", 2.0),
+            LinearMap(LAYOUT).add("one", "s", 1.0).add("v", "u", -1.0),
+            "linear",
+        ),
+    ]
     layer = MultiHeadAttention(heads, combine)
     std = export_attention(layer)
     assert std.w_q.shape == (3, LAYOUT.dim, std.d_head) and std.w_o.shape[0] % 3 == 0
@@ -133,21 +156,57 @@ def test_mlp_needs_bias_subspace_and_units():
         MLPBuilder(ResidualLayout([("a", 2), ("b", 3), ("one", 1)])).group({"a": 1.0}, {"b": 1.0})
 
 
-def test_transformer_composes_repeats_and_traces():
+def test_transformer_composes_repeats_and_traces_by_hook_name():
     stream = random_stream()
-    step = Transformer(LAYOUT, [MultiHeadAttention([head("linear")], label="Sv"), moves.replace(MLPBuilder(LAYOUT, "v<-u"), "u", "v").build()])
+    step = Transformer(
+        LAYOUT,
+        [MultiHeadAttention([head("linear")], label="Sv"), moves.replace(MLPBuilder(LAYOUT, "v<-u"), "u", "v").build()],
+        ["matvec", "overwrite"],
+    )
     three = step * 3
     trace = three(stream, trace=True)
     assert len(three) == 6 and three.depth == 3 and len(trace.streams) == 7
-    assert trace.labels == ["input", "Sv", "v<-u"] * 1 + ["Sv", "v<-u", "Sv", "v<-u"]
+    assert trace.names == ["input"] + [f"iter{t}.{name}" for t in range(3) for name in ("matvec", "overwrite")]
     x = LAYOUT.read(stream, "x")
     sigma = x.transpose(-1, -2) @ x / x.shape[-2]
     v = LAYOUT.read(stream, "v")[:, :1]
-    for _ in range(3):
+    for t in range(3):
         v = v @ sigma.transpose(-1, -2)
-    torch.testing.assert_close(LAYOUT.read(trace.output, "v")[:, :1], v, rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(LAYOUT.read(trace.after(f"iter{t}"), "v")[:, :1], v, rtol=1e-13, atol=1e-13)
+    assert torch.equal(trace.before("iter1"), trace["iter0.overwrite"]) and torch.equal(trace.before("iter0"), stream)
+    assert torch.equal(trace.output, three(stream))
     assert set(state_dict(three)) >= {"blocks.0.attn.W_Q", "blocks.1.mlp.W_in"}
     with pytest.raises(ValueError, match=r"shape \(batch, tokens, 12\), got \(4, 13\)"):
         three(torch.zeros(4, 13, dtype=torch.float64))
     with pytest.raises(ValueError, match="repeat count"):
         step * -1
+
+
+def test_hook_names_address_parts_of_a_model_and_partial_traces_record_only_them():
+    stream = random_stream()
+    step = Transformer(
+        LAYOUT,
+        [MultiHeadAttention([head("linear")], label="Sv"), moves.replace(MLPBuilder(LAYOUT, "v<-u"), "u", "v").build()],
+        ["matvec", "overwrite"],
+    )
+    model = (step * 2).scoped("first") + step.repeat(2, "round").scoped("second")
+    assert model.names[0] == "first.iter0.matvec" and model.names[-1] == "second.round1.overwrite"
+    assert (
+        model.hook_after("first") == "first.iter1.overwrite" and model.hook_before("second") == "first.iter1.overwrite"
+    )
+    assert model.hook_before("first.iter0") == "input"
+    assert model["second.round0.matvec"] is step.layers[0]
+    assert len(model.part("second")) == 4 and model.upto("first.iter1.matvec").names[-1] == "first.iter1.matvec"
+    torch.testing.assert_close(model.part("second")(model.part("first")(stream)), model(stream), rtol=0, atol=0)
+    partial = model(stream, trace=["first.iter1.overwrite"])
+    assert torch.equal(partial["first"], model.upto("first")(stream)) and torch.equal(partial.output, model(stream))
+    with pytest.raises(KeyError, match="was not recorded"):
+        partial["second.round0.matvec"]
+    with pytest.raises(KeyError, match="no hook named 'third'"):
+        partial["third"]
+    with pytest.raises(KeyError, match="no sublayer named 'first.iter9.matvec'"):
+        model(stream, trace=["first.iter9.matvec"])
+    with pytest.raises(ValueError, match=r"hook names must be unique; repeated: \['matvec', 'overwrite'\]"):
+        step + step
+    with pytest.raises(ValueError, match="dot-separated identifiers"):
+        Transformer(LAYOUT, step.layers, ["a b", "c"])

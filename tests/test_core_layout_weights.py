@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from constructions import Bilinear, LinearMap, ResidualLayout
+from tfconstruct.constructions import Bilinear, LinearMap, ResidualLayout
 
 
 @pytest.fixture
@@ -42,7 +42,9 @@ def test_bilinear_score_matches_explicit_formula(layout):
     rng = np.random.default_rng(0)
     x, mu = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
     s = rng.normal(size=5)
-    stream = layout.embed(1, 5, {"x": torch.tensor(x), "mu": torch.tensor(mu), "s": torch.tensor(s)[:, None], "one": 1.0})
+    stream = layout.embed(
+        1, 5, {"x": torch.tensor(x), "mu": torch.tensor(mu), "s": torch.tensor(s)[:, None], "one": 1.0}
+    )
     beta = 1.7
     qk = Bilinear(layout).add("x", "mu", beta).add("one", "s", -beta / 2)
     scores = (stream[0] @ qk.matrix @ stream[0].T).numpy()

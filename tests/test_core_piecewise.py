@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from constructions import MLPBuilder, PiecewiseLinear, ResidualLayout, geometric_knots, uniform_knots
-from constructions.checks import as_batch, integer_in, positive
-from theory.interpolation import INV_SQRT_RELATIVE, LOG_ABSOLUTE, SQUARE_ABSOLUTE
-from verify.rates import assert_rate
+from tfconstruct.constructions import MLPBuilder, PiecewiseLinear, ResidualLayout, geometric_knots, uniform_knots
+from tfconstruct.constructions.checks import as_batch, integer_in, positive
+from tfconstruct.theory.interpolation import INV_SQRT_RELATIVE, LOG_ABSOLUTE, SQUARE_ABSOLUTE
+from tfconstruct.verify.rates import assert_rate
 
 
 @given(low=st.floats(1e-3, 1.0), ratio=st.floats(2.0, 1e4), intervals=st.integers(1, 64))
@@ -36,12 +37,30 @@ def test_mlp_computes_the_hinge_expansion_elementwise():
 @pytest.mark.parametrize(
     "name, f, knots, grid, bound, relative",
     [
-        ("inv_sqrt", lambda s: s**-0.5, lambda m: geometric_knots(1e-2, 1e2, m), np.geomspace(1e-2, 1e2, 40001),
-         lambda m: INV_SQRT_RELATIVE(M=m, a=1e-2, b=1e2), True),
-        ("log", np.log, lambda m: geometric_knots(1e-4, 1.0, m), np.geomspace(1e-4, 1.0, 40001),
-         lambda m: LOG_ABSOLUTE(M=m, a=1e-4, b=1.0), False),
-        ("square", np.square, lambda m: uniform_knots(-3.0, 3.0, m), np.linspace(-3.0, 3.0, 40001),
-         lambda m: SQUARE_ABSOLUTE(M=m, R=3.0), False),
+        (
+            "inv_sqrt",
+            lambda s: s**-0.5,
+            lambda m: geometric_knots(1e-2, 1e2, m),
+            np.geomspace(1e-2, 1e2, 40001),
+            lambda m: INV_SQRT_RELATIVE(M=m, a=1e-2, b=1e2),
+            True,
+        ),
+        (
+            "log",
+            np.log,
+            lambda m: geometric_knots(1e-4, 1.0, m),
+            np.geomspace(1e-4, 1.0, 40001),
+            lambda m: LOG_ABSOLUTE(M=m, a=1e-4, b=1.0),
+            False,
+        ),
+        (
+            "square",
+            np.square,
+            lambda m: uniform_knots(-3.0, 3.0, m),
+            np.linspace(-3.0, 3.0, 40001),
+            lambda m: SQUARE_ABSOLUTE(M=m, R=3.0),
+            False,
+        ),
     ],
 )
 def test_interpolation_error_below_bound_at_rate_minus_two(name, f, knots, grid, bound, relative):

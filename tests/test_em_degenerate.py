@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from constructions.em import EMConstruction
 from em_support import EPS, hard_pair, mean_errors, score_tolerance, soft_pair
-from theory.em import EM_SOFT_MSTEP
-from verify.bound_check import check_bound
-from verify.reference.em import initial_state, lloyd, lloyd_step, responsibilities, soft_em_step
-from verify.strategies.mixtures import build_mixture, half_margins
+
+from tfconstruct.constructions.em import EMConstruction
+from tfconstruct.theory.em import EM_SOFT_MSTEP
+from tfconstruct.verify.bound_check import check_bound
+from tfconstruct.verify.em.reference import initial_state, lloyd, lloyd_step, responsibilities, soft_em_step
+from tfconstruct.verify.em.strategies import build_mixture, half_margins
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_hard_empty_cluster_takes_the_data_mean_like_the_reference(mixture):
     means = far_centroid(mixture)
     reference = lloyd(mixture.points, means, 2)
     margin = min(half_margins(mixture.points, m).min() for m in [means, reference[0].means])
-    construction = EMConstruction(3, 2, 2, mode="hard", beta=60.0 / margin, radius=41.0)
+    construction = EMConstruction(2, components=3, iterations=2, mode="hard", beta=60.0 / margin, radius=41.0)
     readouts = construction.trajectory(construction.embed(mixture.points, means))
     assert reference[0].weights[-1] == 0
     np.testing.assert_allclose(readouts[0].means[0, -1].numpy(), mixture.points.mean(axis=0), rtol=0, atol=1e-13)
@@ -47,7 +47,7 @@ def test_hard_empty_cluster_takes_the_data_mean_like_the_reference(mixture):
 def test_soft_empty_cluster_takes_the_data_mean_like_the_floored_reference(mixture):
     """Every responsibility of the far cluster is below the floor: all its M-step weights equal the floor."""
     means = far_centroid(mixture)
-    construction = EMConstruction(3, 2, 1, beta=4.0, radius=41.0, width=64, update_weights=False)
+    construction = EMConstruction(2, components=3, iterations=1, beta=4.0, radius=41.0, width=64, update_weights=False)
     ours = construction.run(mixture.points, means).means[0].numpy()
     state = initial_state(means, variance=0.25)
     assert responsibilities(mixture.points, state)[:, -1].max() < 1e-8
@@ -58,7 +58,7 @@ def test_soft_empty_cluster_takes_the_data_mean_like_the_floored_reference(mixtu
 
 def test_soft_weight_of_an_empty_cluster_is_exactly_its_tiny_mass(mixture):
     means = far_centroid(mixture)
-    construction = EMConstruction(3, 2, 1, beta=4.0, radius=41.0, width=64)
+    construction = EMConstruction(2, components=3, iterations=1, beta=4.0, radius=41.0, width=64)
     ours = construction.run(mixture.points, means).weights[0].numpy()
     expected = soft_em_step(mixture.points, initial_state(means, variance=0.25)).weights
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-15)
@@ -71,16 +71,20 @@ def test_soft_weight_of_an_empty_cluster_is_exactly_its_tiny_mass(mixture):
 def test_duplicated_points_count_twice(mixture):
     doubled = np.concatenate([mixture.points, mixture.points[:5]])
     beta = 60.0 / half_margins(doubled, mixture.init_means).min()
-    construction = EMConstruction(3, 2, 2, mode="hard", beta=beta, radius=mixture.radius)
+    construction = EMConstruction(2, components=3, iterations=2, mode="hard", beta=beta, radius=mixture.radius)
     readouts = construction.trajectory(construction.embed(doubled, mixture.init_means))
     reference = lloyd(doubled, mixture.init_means, 2)
     assert mean_errors(readouts, reference).max() <= 16 * EPS * mixture.radius
-    soft = EMConstruction(3, 2, 1, beta=4.0, radius=mixture.radius, width=256).run(doubled, mixture.init_means)
+    soft = EMConstruction(2, components=3, iterations=1, beta=4.0, radius=mixture.radius, width=256).run(
+        doubled, mixture.init_means
+    )
     expected = soft_em_step(doubled, initial_state(mixture.init_means, variance=0.25))
     np.testing.assert_allclose(soft.weights[0].numpy(), expected.weights, rtol=0, atol=1e-15)
     error = np.linalg.norm(soft.means[0].numpy() - expected.means, axis=1).max()
     diameter = np.linalg.norm(doubled[:, None] - doubled[None], axis=-1).max()
-    check_bound(EM_SOFT_MSTEP, error, instance={"duplicates": 5}, D=diameter, M=256, epsilon=1e-8, pi_min=expected.weights.min())
+    check_bound(
+        EM_SOFT_MSTEP, error, instance={"duplicates": 5}, D=diameter, M=256, epsilon=1e-8, pi_min=expected.weights.min()
+    )
 
 
 def test_exact_tie_splits_the_point_and_the_hard_m_step_leaves_it_out():
@@ -91,7 +95,9 @@ def test_exact_tie_splits_the_point_and_the_hard_m_step_leaves_it_out():
     points = np.concatenate([left, right, tie])
     means = np.array([[-1.0, 0.0], [1.0, 0.0]])
     sharpness = 50.0
-    construction = EMConstruction(2, 2, 1, mode="hard", beta=40.0, radius=4.0, sharpness=sharpness)
+    construction = EMConstruction(
+        2, components=2, iterations=1, mode="hard", beta=40.0, radius=4.0, sharpness=sharpness
+    )
     readout = construction.run(points, means)
     np.testing.assert_array_equal(readout.responsibilities[0, -1].numpy(), [0.5, 0.5])
     without_tie = lloyd_step(points[:-1], means).means
@@ -103,7 +109,7 @@ def test_exact_tie_splits_the_point_and_the_hard_m_step_leaves_it_out():
 def test_soft_em_is_continuous_at_ties():
     points = np.array([[-3.0, 0.2], [-2.6, 0.3], [3.0, -0.2], [2.6, -0.3], [0.0, 1.5], [0.0, -1.5]])
     means = np.array([[-1.0, 0.0], [1.0, 0.0]])
-    construction = EMConstruction(2, 2, 1, beta=1.0, radius=4.0, width=256)
+    construction = EMConstruction(2, components=2, iterations=1, beta=1.0, radius=4.0, width=256)
     readout = construction.run(points, means)
     expected = soft_em_step(points, initial_state(means))
     np.testing.assert_allclose(readout.responsibilities[0].numpy(), expected.responsibilities, rtol=0, atol=1e-15)
@@ -143,7 +149,9 @@ def test_offset_data_errors_scale_with_beta_radius_squared(offset):
     """Uncentred overlapping data: the E-step error grows like eps * beta * R^2 (the documented
     tolerance, here with a factor 4), never NaN."""
     shifted = build_mixture(4, 3, 2, 12, separation=2.5, noise=1.0, init_radius=0.5, offset=offset)
-    construction = EMConstruction(3, 2, 1, beta=1.0, radius=shifted.radius, width=32, update_weights=False)
+    construction = EMConstruction(
+        2, components=3, iterations=1, beta=1.0, radius=shifted.radius, width=32, update_weights=False
+    )
     ours = construction.run(shifted.points, shifted.init_means).responsibilities[0].numpy()
     expected = responsibilities(shifted.points, initial_state(shifted.init_means))
     assert expected.min() > 1e-7  # genuinely soft responsibilities
@@ -166,7 +174,7 @@ def test_large_beta_cannot_overflow_the_softmax(mixture):
 
 def test_beta_whose_scores_would_overflow_is_rejected():
     with pytest.raises(ValueError, match=r"beta \* radius\*\*2 must be <= 1e\+300.*beta must be in \(0, 1e\+298\]"):
-        EMConstruction(2, 2, 1, mode="hard", beta=1e300, radius=10.0)
+        EMConstruction(2, components=2, iterations=1, mode="hard", beta=1e300, radius=10.0)
 
 
 # ------------------------------------------------------------------------------------ bad arguments
@@ -175,7 +183,7 @@ def test_beta_whose_scores_would_overflow_is_rejected():
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (dict(clusters=1), "clusters must be an integer >= 2"),
+        (dict(components=1), "components must be an integer >= 2"),
         (dict(dim=0), "dim must be an integer >= 1"),
         (dict(iterations=0), "iterations must be an integer >= 1"),
         (dict(mode="medium"), "mode must be one of"),
@@ -193,16 +201,21 @@ def test_beta_whose_scores_would_overflow_is_rejected():
     ],
 )
 def test_bad_construction_arguments_are_named(arguments, message):
-    options = dict(clusters=2, dim=2, iterations=1) | arguments
+    options = dict(components=2, dim=2, iterations=1) | arguments
     with pytest.raises(ValueError, match=message):
-        EMConstruction(options.pop("clusters"), options.pop("dim"), options.pop("iterations"), **options)
+        EMConstruction(options.pop("dim"), **options)
 
 
 @pytest.mark.parametrize(
     ("points", "means", "weights", "message"),
     [
         (np.zeros((4, 3)), np.zeros((2, 2)), None, "points must have dim=2 features"),
-        (np.zeros((1, 2)), np.zeros((2, 2)), None, r"number of points n \(at least clusters\) must be an integer >= 2"),
+        (
+            np.zeros((1, 2)),
+            np.zeros((2, 2)),
+            None,
+            r"number of points n \(at least components\) must be an integer >= 2",
+        ),
         (np.full((4, 2), np.nan), np.zeros((2, 2)), None, "points contains non-finite values"),
         (np.zeros((4, 2)), np.zeros((3, 2)), None, r"means must have shape \(1, 2, 2\)"),
         (np.zeros((4, 2)), np.array([[0.0, 0.0], [0.0, np.inf]]), None, "means contains non-finite values"),
@@ -214,12 +227,12 @@ def test_bad_construction_arguments_are_named(arguments, message):
     ],
 )
 def test_bad_inputs_are_named(points, means, weights, message):
-    construction = EMConstruction(2, 2, 1, radius=10.0)
+    construction = EMConstruction(2, components=2, iterations=1, radius=10.0)
     with pytest.raises(ValueError, match=message):
         construction.embed(points, means, weights)
 
 
 def test_weights_are_refused_where_they_are_not_used():
-    construction = EMConstruction(2, 2, 1, mode="hard", beta=10.0, radius=10.0)
+    construction = EMConstruction(2, components=2, iterations=1, mode="hard", beta=10.0, radius=10.0)
     with pytest.raises(ValueError, match="weights are only used with mode='soft' and update_weights=True"):
         construction.embed(np.zeros((4, 2)), np.zeros((2, 2)), np.array([0.5, 0.5]))

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from em_support import EPS, hard_pair, mean_errors, score_tolerance, soft_pair
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from constructions.em import EMConstruction
-from em_support import EPS, hard_pair, mean_errors, score_tolerance, soft_pair
-from theory.em import EM_PROPAGATION, EM_SOFT_MSTEP, EM_SOFT_STATE_STEP
-from verify.bound_check import check_bound
-from verify.rates import assert_rate, fit_slope
-from verify.reference.em import MixtureState, initial_state, lloyd, responsibilities, step_lipschitz
-from verify.strategies.mixtures import MixtureInstance, half_margins, mixtures
+from tfconstruct.constructions.em import EMConstruction
+from tfconstruct.theory.em import EM_PROPAGATION, EM_SOFT_MSTEP, EM_SOFT_STATE_STEP
+from tfconstruct.verify.bound_check import check_bound
+from tfconstruct.verify.em.reference import MixtureState, initial_state, lloyd, responsibilities, step_lipschitz
+from tfconstruct.verify.em.strategies import MixtureInstance, half_margins, mixtures
+from tfconstruct.verify.rates import assert_rate, fit_slope
 
 # Overlapping mixtures (Gaussian noise, Delta / sigma from 2.2 to 3.3): responsibilities spread over
 # [floor, 1]. On well-separated data most responsibilities sit within one knot interval of 1, where
 # the interpolation error is first order (h |log w| / 2), so the measured slope drifts towards -1
 # until h < |log w|; the sup bound itself is second order either way.
-overlapping = mixtures(clusters=st.integers(2, 4), dims=st.integers(1, 8), per_cluster=st.integers(40, 60),
-                       separation=st.floats(3.0, 5.0), noise_fraction=st.floats(0.3, 0.45), clip_noise=False)
+overlapping = mixtures(
+    clusters=st.integers(2, 4),
+    dims=st.integers(1, 8),
+    per_cluster=st.integers(40, 60),
+    separation=st.floats(3.0, 5.0),
+    noise_fraction=st.floats(0.3, 0.45),
+    clip_noise=False,
+)
 
 
 @st.composite
@@ -34,7 +40,9 @@ def test_e_step_is_exact(instance: MixtureInstance, data: st.DataObject):
     """Responsibilities from the E-step head equal the reference's for any weights, to score round-off."""
     weights = data.draw(mixture_weights(instance.clusters))
     beta = 1.0 / instance.noise**2
-    construction = EMConstruction(instance.clusters, instance.dim, 1, beta=beta, radius=instance.radius)
+    construction = EMConstruction(
+        instance.dim, components=instance.clusters, iterations=1, beta=beta, radius=instance.radius
+    )
     stream = construction.embed(instance.points, instance.init_means, weights)
     centroids = slice(instance.size, None)
     construction.layout.read(stream, "sq_norm")[0, centroids, 0] = torch.as_tensor((instance.init_means**2).sum(axis=1))

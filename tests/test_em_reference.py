@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from verify.reference.em import (
+from tfconstruct.verify.em.reference import (
     MixtureState,
     initial_state,
     lloyd,
@@ -18,7 +18,7 @@ from verify.reference.em import (
     soft_em_step,
     step_lipschitz,
 )
-from verify.strategies.mixtures import build_mixture
+from tfconstruct.verify.em.strategies import build_mixture
 
 ROUND_OFF = 1e-12
 

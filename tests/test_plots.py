@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from constructions.attention import AttentionHead, MultiHeadAttention
-from constructions.mlp import MLPBuilder
-from constructions.model import Transformer
-from constructions.piecewise import PiecewiseLinear, uniform_knots
-from constructions.residual import ResidualLayout
-from constructions.weights import Bilinear, LinearMap
-from verify.plots import median_and_band, plot_error_vs_depth, plot_error_vs_width, weight_heatmap
-from verify.rates import fit_slope
+from tfconstruct.constructions.attention import AttentionHead, MultiHeadAttention
+from tfconstruct.constructions.mlp import MLPBuilder
+from tfconstruct.constructions.model import Transformer
+from tfconstruct.constructions.piecewise import PiecewiseLinear, uniform_knots
+from tfconstruct.constructions.residual import ResidualLayout
+from tfconstruct.constructions.weights import Bilinear, LinearMap
+from tfconstruct.verify.plots import median_and_band, plot_error_vs_depth, plot_error_vs_width, weight_heatmap
+from tfconstruct.verify.rates import fit_slope
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -24,8 +24,16 @@ def test_width_plot_returns_fit_slope_of_the_medians(tmp_path):
     widths = np.array([4, 8, 16, 32, 64])
     errors = widths[None, :] ** -2.0 * rng.uniform(0.5, 1.5, size=(7, widths.size))
     path = tmp_path / "width.png"
-    slopes = plot_error_vs_width(path, widths, {"square": errors}, bounds={"square": 2.0 * widths**-2.0},
-                                 expected_slope=-2.0, floor=1e-16, title="t", ylabel="sup error")
+    slopes = plot_error_vs_width(
+        path,
+        widths,
+        {"square": errors},
+        bounds={"square": 2.0 * widths**-2.0},
+        expected_slope=-2.0,
+        floor=1e-16,
+        title="t",
+        ylabel="sup error",
+    )
     assert _is_png(path)
     assert slopes["square"] == pytest.approx(fit_slope(widths, np.median(errors, axis=0)), rel=1e-12)
     assert abs(slopes["square"] + 2.0) < 0.3
@@ -34,10 +42,11 @@ def test_width_plot_returns_fit_slope_of_the_medians(tmp_path):
 def test_depth_plot_slope_is_log_rate_and_ignores_the_floor(tmp_path):
     depths = np.arange(0, 40)
     rate = 0.6
-    errors = np.maximum(rate ** depths, 1e-16)[None, :] * np.array([[1.0], [1.1], [0.9]])
+    errors = np.maximum(rate**depths, 1e-16)[None, :] * np.array([[1.0], [1.1], [0.9]])
     path = tmp_path / "depth.png"
-    slopes = plot_error_vs_depth(path, depths, {"angle": errors}, reference={"rate^L": rate**depths},
-                                 floor=1e-16, title="t", ylabel="tan angle")
+    slopes = plot_error_vs_depth(
+        path, depths, {"angle": errors}, reference={"rate^L": rate**depths}, floor=1e-16, title="t", ylabel="tan angle"
+    )
     assert _is_png(path)
     above = np.median(errors, axis=0) > 1e-15
     assert slopes["angle"] == pytest.approx(fit_slope(depths[above], np.median(errors, axis=0)[above], "semilog"))
@@ -63,8 +72,9 @@ def test_curve_shape_mismatch_is_a_clear_error(tmp_path):
 
 def _toy_model() -> Transformer:
     layout = ResidualLayout([("x", 2), ("one", 1), ("v", 2), ("s", 1)])
-    head = AttentionHead(Bilinear(layout).add("x", "v", 2.0), LinearMap(layout).add("x", "v", -1.0),
-                         scoring="softmax", label="copy")
+    head = AttentionHead(
+        Bilinear(layout).add("x", "v", 2.0), LinearMap(layout).add("x", "v", -1.0), scoring="softmax", label="copy"
+    )
     builder = MLPBuilder(layout, "square")
     PiecewiseLinear.interpolate(np.square, uniform_knots(-1.0, 1.0, 4)).add_to(builder, "s", "s")
     return Transformer(layout, [MultiHeadAttention([head], label="attend"), builder.build()])
@@ -72,17 +82,17 @@ def _toy_model() -> Transformer:
 
 def test_heatmap_axes_carry_subspace_and_unit_group_labels(tmp_path):
     model = _toy_model()
-    attention = weight_heatmap(tmp_path / "a.png", model, 0)
+    attention = weight_heatmap(tmp_path / "a.png", model, "attend")
     assert _is_png(tmp_path / "a.png")
     labels = ["x:0", "x:1", "one", "v:0", "v:1", "s"]
     assert list(attention) == ["copy: $W_{QK}$ (softmax)", "copy: $W_{OV}$"]
     assert all(rows == labels and cols == labels for rows, cols in attention.values())
-    mlp = weight_heatmap(tmp_path / "m.png", model, 1)
+    mlp = weight_heatmap(tmp_path / "m.png", model, "square")
     units = [g.label for g in model.layers[1].groups]
     assert mlp["$W_{in}$"] == (labels, units)
     assert mlp["$W_{out}$"] == (units, labels)
-    with pytest.raises(ValueError, match="layer_index"):
-        weight_heatmap(tmp_path / "x.png", model, 5)
+    with pytest.raises(KeyError, match="no sublayer named 'other'; names: attend, square"):
+        weight_heatmap(tmp_path / "x.png", model, "other")
 
 
 def test_fit_from_restricts_the_slope_to_an_asymptotic_window(tmp_path):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from constructions import MLPBuilder, PiecewiseLinear, ResidualLayout, Transformer, geometric_knots
-from constructions.power import PowerIteration, default_domain, default_seeds, stable_width, tutorial_example
-from constructions.power_blocks import matvec_layer, newton_step, power_step
-from verify.reference.power import (
+from tfconstruct.constructions import MLPBuilder, PiecewiseLinear, ResidualLayout, geometric_knots
+from tfconstruct.constructions.power import PowerIteration, default_domain, default_seeds, stable_width
+from tfconstruct.constructions.power.covariance import tutorial_example
+from tfconstruct.verify.power.reference import (
     deflated,
     deflated_power_method,
     exact_inverse_sqrt,
@@ -16,7 +16,7 @@ from verify.reference.power import (
     second_moment,
     sin_angle,
 )
-from verify.strategies.spectra import data_with_second_moment, prescribed_spectrum, random_orthogonal
+from tfconstruct.verify.power.strategies import data_with_second_moment, prescribed_spectrum, random_orthogonal
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -48,13 +48,23 @@ def relative(a, b):
 @pytest.mark.parametrize("scoring", SCORINGS)
 def test_matvec_with_implicit_deflation_is_exact(scoring):
     X = gaussian_data()
-    construction = PowerIteration(4, k=3, attention=scoring)
+    construction = PowerIteration(4, components=3, attention=scoring)
     rng = np.random.default_rng(1)
     v, V0, V1 = (rng.standard_normal((2, 4)) for _ in range(3))
     lam0, lam1 = rng.uniform(1, 3, (2, 1)), rng.uniform(0.5, 1, (2, 1))
-    stream = stream_with(construction, X, v=v, V_0=V0, V_1=V1, lam_0=lam0, lam_1=lam1, W_0=lam0 * V0, W_1=lam1 * V1)
-    layer = Transformer(construction.layout, [matvec_layer(construction.layout, scoring, 2)])
-    u = construction.layout.read(layer(stream), "u").numpy()
+    stream = stream_with(
+        construction,
+        X,
+        v=v,
+        component0=V0,
+        component1=V1,
+        eigenvalue0=lam0,
+        eigenvalue1=lam1,
+        weighted0=lam0 * V0,
+        weighted1=lam1 * V1,
+    )
+    contract = construction.model.part("component2.iter0.contract1")
+    u = construction.layout.read(contract(stream), "u").numpy()
     for b in range(2):
         sigma_2 = deflated(second_moment(X[b]), [(lam0[b, 0], V0[b]), (lam1[b, 0], V1[b])])
         expected = sigma_2 @ v[b]
@@ -67,18 +77,20 @@ def test_one_power_step_is_hinge_normalised_matvec(scoring):
     construction = PowerIteration(4, width=8, domain=(0.05, 50.0), attention=scoring)
     v = np.random.default_rng(2).standard_normal((2, 4))
     stream = stream_with(construction, X, v=v)
-    out = Transformer(construction.layout, power_step(construction.layout, scoring, 0, construction.phi))(stream)
+    out = construction.model.part("component0.iter0")(stream)
     phi = hinge_inverse_sqrt((0.05, 50.0), 8)
     for b in range(2):
         u = second_moment(X[b]) @ v[b]
         expected = phi(u @ u) * u
-        assert relative(construction.layout.read(out, "v")[b].numpy(), expected[None, :].repeat(30, 0)) < HINGE_ROUND_OFF
-    for scratch in ("vn", "u", "s", "f"):
+        assert (
+            relative(construction.layout.read(out, "v")[b].numpy(), expected[None, :].repeat(30, 0)) < HINGE_ROUND_OFF
+        )
+    for scratch in ("next", "u", "norm_sq", "inv_norm"):
         assert construction.layout.read(out, scratch).abs().max() == 0.0
 
 
 def test_right_anchored_hinges_are_the_same_function_without_the_cancellation():
-    """$b^{-1/2} + \\sum w_m\\sigma(t_m - s)$ equals $a^{-1/2} + \\sum w_m\\sigma(s - t_m)$; at $s/a = 10^4$ only the former is accurate."""
+    r"""$b^{-1/2} + \sum w_m\sigma(t_m - s)$ equals $a^{-1/2} + \sum w_m\sigma(s - t_m)$; at $s/a = 10^4$ only the former is accurate."""
     layout = ResidualLayout([("one", 1), ("s", 1), ("f", 1)])
     phi = PiecewiseLinear.interpolate(lambda s: s**-0.5, geometric_knots(1e-2, 1e2, 16))
     s = torch.logspace(-3, 3, 301, dtype=torch.float64)
@@ -95,11 +107,11 @@ def test_right_anchored_hinges_are_the_same_function_without_the_cancellation():
 
 @pytest.mark.parametrize("scoring", SCORINGS)
 def test_newton_step_is_the_exact_quadratic_map(scoring):
-    construction = PowerIteration(4, attention=scoring)
+    construction = PowerIteration(4, newton_steps=1, attention=scoring)
     rng = np.random.default_rng(3)
     v = rng.standard_normal((2, 4))
     v *= np.array([[1.3], [0.6]]) / np.linalg.norm(v, axis=1, keepdims=True)  # norm errors +0.3 and -0.4
-    out = Transformer(construction.layout, newton_step(construction.layout, scoring))(stream_with(construction, gaussian_data(), v=v))
+    out = construction.model.part("component0.newton0")(stream_with(construction, gaussian_data(), v=v))
     e = np.linalg.norm(v, axis=1) - 1
     new_norm = np.linalg.norm(construction.layout.read(out, "v")[:, 0].numpy(), axis=1)
     np.testing.assert_allclose(new_norm - 1, -(e**2) * (3 + e) / 2, rtol=1e-13)
@@ -109,27 +121,31 @@ def test_newton_step_is_the_exact_quadratic_map(scoring):
 def test_whole_stack_matches_the_hinge_reference(scoring):
     """Top-3 by deflation with one Newton step: every iterate, eigenvector and eigenvalue as numpy."""
     X = gaussian_data(d=5, n=40)
-    construction = PowerIteration(5, k=3, steps=12, width=12, domain=(0.02, 80.0), newton=1, attention=scoring)
+    construction = PowerIteration(
+        5, components=3, iterations=12, width=12, domain=(0.02, 80.0), newton_steps=1, attention=scoring
+    )
     seeds = default_seeds(5, 3, seed=4)
     trajectory = construction.trajectory(construction.embed(torch.as_tensor(X), seeds))
     result = construction.readout(trajectory.stream)
     for b in range(2):
         reference = deflated_power_method(
-            second_moment(X[b]), seeds.numpy(), 12, normaliser=hinge_inverse_sqrt((0.02, 80.0), 12), newton=1
+            second_moment(X[b]), seeds, 12, normaliser=hinge_inverse_sqrt((0.02, 80.0), 12), newton=1
         )
-        for l in range(3):
-            assert relative(trajectory.iterates[b, l].numpy(), reference.paths[l].iterates) < RUN_ROUND_OFF
-            assert relative(trajectory.squared_norms[b, l].numpy(), reference.paths[l].squared_norms) < RUN_ROUND_OFF
+        for j in range(3):
+            assert relative(trajectory.iterates[b, j].numpy(), reference.paths[j].iterates) < RUN_ROUND_OFF
+            assert (
+                relative(trajectory.normaliser_inputs[b, j].numpy(), reference.paths[j].squared_norms) < RUN_ROUND_OFF
+            )
         assert relative(result.vectors[b].numpy(), reference.vectors) < RUN_ROUND_OFF
-        assert relative(result.values[b].numpy(), reference.values) < RUN_ROUND_OFF
+        assert relative(result.eigenvalues[b].numpy(), reference.values) < RUN_ROUND_OFF
 
 
 def test_direction_is_exactly_that_of_power_iteration():
     """With a coarse MLP (M = 4) the norm is off by percent, the direction by round-off only."""
     X = gaussian_data(d=4, n=50)
-    construction = PowerIteration(4, steps=40, width=4, domain=(0.01, 100.0))
+    construction = PowerIteration(4, iterations=40, width=4, domain=(0.01, 100.0))
     trajectory = construction.trajectory(construction.embed(torch.as_tensor(X)))
-    seed = default_seeds(4, 1)[0].numpy()
+    seed = default_seeds(4, 1)[0]
     norm_errors = []
     for b in range(2):
         exact = power_iteration(second_moment(X[b]), seed, 40, normaliser=exact_inverse_sqrt).iterates
@@ -141,15 +157,15 @@ def test_direction_is_exactly_that_of_power_iteration():
 
 def test_trajectory_runs_the_same_layers_as_the_model():
     X = torch.as_tensor(gaussian_data())
-    construction = PowerIteration(4, k=2, steps=5, newton=1, centre=True)
+    construction = PowerIteration(4, components=2, iterations=5, newton_steps=1, centre=True)
     stream = construction.embed(X)
     assert torch.equal(construction.trajectory(stream).stream, construction.model(stream))
 
 
 def test_broadcast_blocks_stay_identical_across_tokens():
-    """Per-token MLP overwrites keep the broadcast copies equal over hundreds of layers (§8.1 of the notes)."""
+    """Per-token MLP overwrites keep the broadcast copies equal over hundreds of layers."""
     X = torch.as_tensor(gaussian_data(n=60, d=5))
-    construction = PowerIteration(5, k=3, steps=60, width=16, newton=1)
+    construction = PowerIteration(5, components=3, iterations=60, width=16, newton_steps=1)
     out = construction.model(construction.embed(X))
     assert construction.broadcast_spread(out) <= 1e-12 * float(out.abs().max())
 
@@ -157,40 +173,42 @@ def test_broadcast_blocks_stay_identical_across_tokens():
 @pytest.mark.parametrize("k, steps, newton, centre", [(1, 5, 0, False), (3, 7, 2, True)])
 def test_size_accounting(k, steps, newton, centre):
     d, M = 6, 40
-    construction = PowerIteration(d, k=k, steps=steps, width=M, newton=newton, centre=centre)
+    construction = PowerIteration(d, components=k, iterations=steps, width=M, newton_steps=newton, centre=centre)
     model = construction.model
-    assert model.depth == k * (3 * steps + 2 * newton + 3) + int(centre)
+    assert model.depth == k * (3 * steps + 2 * newton + 2) + int(centre)
     assert model.max_heads == 2 * k
-    assert model.max_mlp_width == max(M + 2, 6 * d + 4)
-    assert construction.layout.dim == (4 + 3 * k) * d + k + 3
+    # widest MLPs: the hinges, the overwrite (v <- next, clear u, norm_sq, inv_norm) and, with a next component,
+    # the store (copy v, clear u and v, load the next seed)
+    assert model.max_mlp_width == max(M + 2, 6 * d + 4, 8 * d if k > 1 else 0)
+    assert construction.layout.dim == (3 + 3 * k) * d + k + 3
 
 
 def test_centring_layer_subtracts_the_token_mean():
     X = gaussian_data() + 5.0
     construction = PowerIteration(4, centre=True)
     stream = construction.embed(torch.as_tensor(X))
-    centred = construction.layout.read(construction.model.layers[0](stream) + stream, "x").numpy()
+    centred = construction.layout.read(construction.model.part("centre")(stream), "x").numpy()
     np.testing.assert_allclose(centred, X - X.mean(axis=1, keepdims=True), atol=1e-13)
 
 
 def test_default_domain_contains_every_squared_norm():
     X = torch.as_tensor(gaussian_data(batch=3, d=5, n=40))
-    construction = PowerIteration.for_data(X, k=3, steps=30, width=32, newton=1)
-    low, high = construction.domain
-    assert (low, high) == default_domain(X)
-    s = construction.trajectory(construction.embed(X)).squared_norms
+    construction = PowerIteration.for_data(X, components=3, iterations=30, width=32, newton_steps=1)
+    low, high = construction.engine.domain.low, construction.engine.domain.high
+    assert construction.engine.domain == default_domain(X)
+    s = construction.trajectory(construction.embed(X)).normaliser_inputs
     assert float(s.min()) >= low and float(s.max()) <= high
 
 
 def test_norm_map_settles_from_stable_width_on_and_the_direction_never_depends_on_it():
-    """$\\lambda_1^2 = 0.9$ sits near the right end of the knot interval $[0.1, 1]$ of $M = 4$ ($\\rho = 10$), where
+    r"""$\lambda_1^2 = 0.9$ sits near the right end of the knot interval $[0.1, 1]$ of $M = 4$ ($\rho = 10$), where
     the norm map's slope is below $-1$: the norm keeps jumping inside its band. From stable_width on it settles."""
     rng = np.random.default_rng(5)
     q = random_orthogonal(4, rng)
     X = torch.as_tensor(data_with_second_moment(prescribed_spectrum(4, 0.9**0.5, 0.5, 10.0), q, 50, rng))[None]
-    seed = default_seeds(4, 1)[0].numpy()
+    seed = default_seeds(4, 1)[0]
     for width, settles in [(4, False), (stable_width((0.01, 100.0)), True)]:
-        construction = PowerIteration(4, steps=60, width=width, domain=(0.01, 100.0))
+        construction = PowerIteration(4, iterations=60, width=width, domain=(0.01, 100.0))
         iterates = construction.trajectory(construction.embed(X)).iterates[0, 0].numpy()
         assert (np.ptp(np.linalg.norm(iterates[-5:], axis=1)) < 1e-8) == settles
         exact = power_iteration(second_moment(X[0].numpy()), seed, 60).iterates
@@ -204,5 +222,5 @@ def test_tutorial_example_is_two_power_steps():
     X = layout.read(example.stream, "x")[0].numpy()
     sigma = second_moment(X)
     expected = sigma @ sigma @ np.array([1.0, 1.0])
-    assert sin_angle(layout.read(out, "V_0")[0, 0].numpy(), expected) < 1e-14
-    assert "V_0" in example.notes and example.stream.shape[0] == 1
+    assert sin_angle(layout.read(out, "component0")[0, 0].numpy(), expected) < 1e-14
+    assert "component0" in example.notes and example.stream.shape[0] == 1

@@ -6,10 +6,16 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from constructions.power import default_seeds
-from constructions.power_clustering import SpectralClustering
-from verify.reference.power import misclassification, power_iteration, second_moment, sin_angle, spectral_labels, top_eigenpairs
-from verify.strategies.spectra import two_class_mixtures
+from tfconstruct.constructions.power import SpectralClustering, default_seeds
+from tfconstruct.verify.power.reference import (
+    misclassification,
+    power_iteration,
+    second_moment,
+    sin_angle,
+    spectral_labels,
+    top_eigenpairs,
+)
+from tfconstruct.verify.power.strategies import two_class_mixtures
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -19,10 +25,10 @@ STEPS = 60
 @given(two_class_mixtures(), st.sampled_from(["relu", "linear"]))
 def test_labels_equal_the_reference_power_iteration_labels(mixture, attention):
     X = torch.as_tensor(mixture.X)
-    construction = SpectralClustering.for_data(X, steps=STEPS, width=32, attention=attention)
+    construction = SpectralClustering.for_data(X, iterations=STEPS, width=32, attention=attention)
     stream = construction.model(construction.embed(X))
     labels = construction.labels(stream)[0].numpy()
-    seed = default_seeds(X.shape[-1], 1)[0].numpy()
+    seed = default_seeds(X.shape[-1], 1)[0]
     direction = power_iteration(second_moment(mixture.X, centre=True), seed, STEPS).iterates[-1]
     reference = spectral_labels(mixture.X, direction)
     np.testing.assert_array_equal(labels, reference)
@@ -31,9 +37,9 @@ def test_labels_equal_the_reference_power_iteration_labels(mixture, attention):
 
 @given(two_class_mixtures(separation=(2.0, 4.0)))
 def test_labels_differ_from_the_eigh_labels_only_within_the_angle_margin(mixture):
-    """Against the limit: a point may switch only if $|\\langle x_i - \\bar x, v\\rangle| \\le \\|x_i - \\bar x\\|\\sin\\theta$."""
+    r"""Against the limit: a point may switch only if $|\langle x_i - \bar x, v\rangle| \le \|x_i - \bar x\|\sin\theta$."""
     X = torch.as_tensor(mixture.X)
-    construction = SpectralClustering.for_data(X, steps=STEPS, width=32)
+    construction = SpectralClustering.for_data(X, iterations=STEPS, width=32)
     stream = construction.model(construction.embed(X))
     labels = construction.labels(stream)[0].numpy()
     top = top_eigenpairs(second_moment(mixture.X, centre=True), 1)[1][0]
@@ -46,10 +52,10 @@ def test_labels_differ_from_the_eigh_labels_only_within_the_angle_margin(mixture
 
 
 def test_clip_mlp_is_sign_outside_the_margin_and_linear_inside():
-    """With margin $\\eta = 1$: $y_i = \\mathrm{clip}(\\langle x_i - \\bar x, V_0\\rangle, -1, 1)$, point for point."""
+    r"""With margin $\eta = 1$: $y_i = \mathrm{clip}(\langle x_i - \bar x, V_0\rangle, -1, 1)$, point for point."""
     rng = np.random.default_rng(0)
     data = rng.standard_normal((1, 40, 3)) * np.array([2.0, 1.0, 0.5])
-    construction = SpectralClustering(3, steps=30, width=32, domain=(1e-2, 1e2), margin=1.0)
+    construction = SpectralClustering(3, iterations=30, width=32, domain=(1e-2, 1e2), margin=1.0)
     stream = construction.model(construction.embed(torch.as_tensor(data)))
     V0 = construction.readout(stream).vectors[0, 0].numpy()
     z = (data[0] - data[0].mean(axis=0)) @ V0

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from verify.sweep import Sweep, derived_seed, load_rows, pivot
+from tfconstruct.verify.sweep import Sweep, derived_seed, load_rows, pivot
 
 GRID = {"width": [4, 8, 16], "d": [2, 3]}
 
@@ -138,7 +138,7 @@ def test_restart_on_change_discards_the_old_study(tmp_path):
 
 
 def test_sweep_command_runs_the_approximation_study_and_resumes(tmp_path, capsys):
-    from verify.cli import main
+    from tfconstruct.verify.cli import main
 
     args = ["sweep", "approximation", "--out", str(tmp_path), "--widths", "8", "16", "--replicates", "1"]
     assert main(args) == 0

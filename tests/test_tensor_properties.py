@@ -5,13 +5,27 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from constructions.tensor import NormalisationDomain, OdecoPowerIteration, default_seeds
-from constructions.tensor_gmm import SpectralGMM
-from theory.tensor import EIGENVALUE, MEAN, MEAN_DEFLATED, WEIGHT_NORMALISED, exact_tangent, readout_norm_error
-from verify.bound_check import check_bound
-from verify.reference.moments import Whitening, population_tensor, spherical_moments, whitened_tensor, whitening
-from verify.reference.tensor import match_components, tensor_power_method, unwhiten
-from verify.strategies.tensors import build_means, odeco_tensors, spherical_mixtures, tgmm_weights
+from tfconstruct.constructions.gadgets import NormalisationDomain
+from tfconstruct.constructions.power import default_seeds
+from tfconstruct.constructions.tensor import OdecoPowerIteration, SpectralGMM
+from tfconstruct.theory.tensor import (
+    EIGENVALUE,
+    MEAN,
+    MEAN_DEFLATED,
+    WEIGHT_NORMALISED,
+    exact_tangent,
+    readout_norm_error,
+)
+from tfconstruct.verify.bound_check import check_bound
+from tfconstruct.verify.tensor.moments import (
+    Whitening,
+    population_tensor,
+    spherical_moments,
+    whitened_tensor,
+    whitening,
+)
+from tfconstruct.verify.tensor.reference import match_components, tensor_power_method, unwhiten
+from tfconstruct.verify.tensor.strategies import build_means, odeco_tensors, spherical_mixtures, tgmm_weights
 
 EPS = float(np.finfo(np.float64).eps)
 WIDTH, ITERATIONS = 64, 16
@@ -21,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def sines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """$\\min_\\pm \\lVert \\hat a \\mp \\hat b\\rVert \\approx \\sin\\angle(a, b)$, without the cancellation of $1 - \\cos^2$."""
+    r"""$\min_\pm \lVert \hat a \mp \hat b\rVert \approx \sin\angle(a, b)$, without the cancellation of $1 - \cos^2$."""
     a = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b = b / np.linalg.norm(b, axis=-1, keepdims=True)
     return np.minimum(np.linalg.norm(a - b, axis=-1), np.linalg.norm(a + b, axis=-1))
@@ -37,15 +51,17 @@ def test_odeco_decomposition_is_recovered_within_the_norm_bound(instance, heads)
     k, rank = instance.tensor.shape[0], instance.weights.size
     domain = NormalisationDomain.for_weights(instance.weights.min(), instance.weights.max())
     seeds = default_seeds(k, rank)
-    construction = OdecoPowerIteration(k, rank, ITERATIONS, WIDTH, domain, heads=heads)
-    trace = construction.model(construction.embed(instance.tensor, seeds), trace=True)
-    readout = construction.readout(trace.output)
+    construction = OdecoPowerIteration(
+        k, components=rank, iterations=ITERATIONS, width=WIDTH, domain=domain, heads=heads
+    )
+    trajectory = construction.trajectory(construction.embed(instance.tensor, seeds))
+    readout = construction.readout(trajectory.stream)
     reference = tensor_power_method(instance.tensor, seeds, ITERATIONS)
-    iterates = construction.engine.iterates(trace)[0].numpy()
+    iterates = trajectory.iterates[0].numpy()
     # exact part: component 0 moves along the reference's direction at every step
     assert sines(iterates[0], reference.iterates[0]).max() <= 1e-13
     # the bound's assumption: every normaliser input inside [a, b]
-    seen = construction.engine.normaliser_inputs(trace).numpy()
+    seen = trajectory.normaliser_inputs.numpy()
     assert ((seen >= domain.low) & (seen <= domain.high)).all(), (seen.min(), seen.max(), domain)
     # converged: directions are the true components, eigenvalues |v|^3 lambda within (1 + delta)^3 - 1
     vectors, eigenvalues = readout.vectors[0].numpy(), readout.eigenvalues[0].numpy()
@@ -55,7 +71,13 @@ def test_odeco_decomposition_is_recovered_within_the_norm_bound(instance, heads)
     np.testing.assert_allclose(eigenvalues[order], norms**3 * instance.weights, rtol=1e-9)
     delta = readout_norm_error(WIDTH, domain.low, domain.high)
     for j in range(rank):
-        check_bound(EIGENVALUE, abs(eigenvalues[order[j]] / instance.weights[j] - 1), instance={"weights": instance.weights}, atol=1e-12, delta=delta)
+        check_bound(
+            EIGENVALUE,
+            abs(eigenvalues[order[j]] / instance.weights[j] - 1),
+            instance={"weights": instance.weights},
+            atol=1e-12,
+            delta=delta,
+        )
 
 
 @given(odeco_tensors(dimensions=(2, 5), full_rank=True))
@@ -64,8 +86,8 @@ def test_iterates_converge_quadratically_as_the_reference_does(instance):
     k = instance.tensor.shape[0]
     domain = NormalisationDomain.for_weights(instance.weights.min(), instance.weights.max())
     seeds = default_seeds(k, 1)
-    construction = OdecoPowerIteration(k, 1, 6, WIDTH, domain)
-    iterates = construction.engine.iterates(construction.model(construction.embed(instance.tensor, seeds), trace=True))[0, 0].numpy()
+    construction = OdecoPowerIteration(k, components=1, iterations=6, width=WIDTH, domain=domain)
+    iterates = construction.trajectory(construction.embed(instance.tensor, seeds)).iterates[0, 0].numpy()
     overlaps = instance.vectors @ seeds[0]
     top = int(np.argmax(instance.weights * np.abs(overlaps)))
     for t in range(1, 7):
@@ -93,7 +115,7 @@ def test_population_moments_give_back_the_true_mixture(sizes, raw, separation, c
     tensor = population_tensor(weights, means, white)
     lam = weights**-0.5
     domain = NormalisationDomain.for_weights(lam.min(), lam.max())
-    construction = OdecoPowerIteration(k, k, ITERATIONS, WIDTH, domain)
+    construction = OdecoPowerIteration(k, components=k, iterations=ITERATIONS, width=WIDTH, domain=domain)
     readout = construction.readout(construction.model(construction.embed(tensor, default_seeds(k, k))))
     found_weights = readout.eigenvalues[0].numpy() ** -2.0
     found_means = readout.eigenvalues[0].numpy()[:, None] * readout.vectors[0].numpy() @ white.unwhiten.T
@@ -114,7 +136,9 @@ def test_sampled_mixtures_match_the_reference_within_the_deflation_bound(mixture
     estimate = pipeline.fit(mixture.x, trace=True)
     pre = estimate.preprocessed
     white = Whitening(pre.whiten[0].numpy(), pre.unwhiten[0].numpy(), pre.pair_eigenvalues[0].numpy())
-    decomposition = tensor_power_method(whitened_tensor(mixture.x, spherical_moments(mixture.x, k), white), pipeline.seeds, 12)
+    decomposition = tensor_power_method(
+        whitened_tensor(mixture.x, spherical_moments(mixture.x, k), white), pipeline.seeds, 12
+    )
     _, means = unwhiten(decomposition, white)
     engine = estimate.construction.engine
     seen = engine.normaliser_inputs(estimate.trace).numpy()

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from theory.tensor import exact_tangent
-from verify.reference.moments import (
+from tfconstruct.theory.tensor import exact_tangent
+from tfconstruct.verify.tensor.moments import (
     check_components,
     population_tensor,
     spherical_moments,
@@ -12,7 +12,7 @@ from verify.reference.moments import (
     whitened_tensor,
     whitening,
 )
-from verify.reference.tensor import (
+from tfconstruct.verify.tensor.reference import (
     contract,
     match_components,
     matched_mean_errors,
@@ -21,11 +21,17 @@ from verify.reference.tensor import (
     tensorly_decomposition,
     unwhiten,
 )
-from verify.strategies.tensors import build_means, build_odeco, random_orthonormal, sample_mixture, tgmm_weights
+from tfconstruct.verify.tensor.strategies import (
+    build_means,
+    build_odeco,
+    random_orthonormal,
+    sample_mixture,
+    tgmm_weights,
+)
 
 
 def sine(u: np.ndarray, v: np.ndarray) -> float:
-    """$\\sin\\angle(u, v)$ (sign-blind)."""
+    r"""$\sin\angle(u, v)$ (sign-blind)."""
     cos = abs(u @ v) / (np.linalg.norm(u) * np.linalg.norm(v))
     return float(np.sqrt(max(0.0, 1.0 - cos**2)))
 
@@ -45,7 +51,9 @@ def test_power_method_recovers_an_odeco_decomposition():
     np.testing.assert_allclose(result.eigenvalues[order], inst.weights, rtol=1e-12)
     np.testing.assert_allclose(result.vectors[order], inst.vectors, atol=1e-12)
     # the deflated remainder is zero: every component was removed exactly
-    deflated = inst.tensor - np.einsum("k,ka,kb,kc->abc", result.eigenvalues, result.vectors, result.vectors, result.vectors)
+    deflated = inst.tensor - np.einsum(
+        "k,ka,kb,kc->abc", result.eigenvalues, result.vectors, result.vectors, result.vectors
+    )
     assert np.abs(deflated).max() < 1e-12
 
 

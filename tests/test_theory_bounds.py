@@ -9,25 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from constructions.piecewise import PiecewiseLinear, geometric_knots
-from theory.approximation import (
+from tfconstruct.constructions.piecewise import PiecewiseLinear, geometric_knots
+from tfconstruct.theory.approximation import (
     CENTRAL_DIFFERENCE,
     ONE_SIDED_DIFFERENCE,
     PRODUCT_VIA_SQUARES,
     SIGMOID_STAIRCASE,
     SIGMOID_STAIRCASE_SCALED,
     SOFTMAX_HARDMAX,
-    central_difference_head,
-    central_difference_leading_order,
-    centred_linear_head,
-    one_sided_difference_head,
-    product_via_squares,
-    sigmoid_staircase,
-    softmax_head,
 )
-from theory.interpolation import INV_SQRT_RELATIVE, LOG_ABSOLUTE, SQUARE_ABSOLUTE
-from theory.latex import escape_text, format_latex, format_markdown, format_text
-from theory.propagation import (
+from tfconstruct.theory.interpolation import INV_SQRT_RELATIVE, LOG_ABSOLUTE, SQUARE_ABSOLUTE
+from tfconstruct.theory.latex import escape_text, format_latex, format_markdown, format_text
+from tfconstruct.theory.propagation import (
     CONTRACTION_DEPTH,
     POWER_ANGLE_DEPTH,
     POWER_NORM_DEPTH,
@@ -37,10 +30,19 @@ from theory.propagation import (
     tensor_power_coefficients,
     tensor_power_tan,
 )
-from theory.registry import all_bounds, get
-from verify.bound_check import check_bound
-from verify.cli import main
-from verify.rates import assert_rate
+from tfconstruct.theory.registry import all_bounds, get
+from tfconstruct.verify.approximation.approximants import (
+    central_difference_head,
+    central_difference_leading_order,
+    centred_linear_head,
+    one_sided_difference_head,
+    product_via_squares,
+    sigmoid_staircase,
+    softmax_head,
+)
+from tfconstruct.verify.bound_check import check_bound
+from tfconstruct.verify.cli import main
+from tfconstruct.verify.rates import assert_rate
 
 # ------------------------------------------------------------------------------------ registry
 
@@ -59,19 +61,21 @@ def test_unknown_name_lists_the_registered_bounds():
 
 
 def test_a_new_module_is_discovered_and_duplicate_names_are_refused(tmp_path, monkeypatch):
-    import theory
+    import tfconstruct.theory as theory
 
     (tmp_path / "zz_extra.py").write_text(
-        "import sympy as sp\nfrom theory.bound import Bound\n"
+        "import sympy as sp\nfrom tfconstruct.theory.bound import Bound\n"
         "BOUNDS = [Bound('zz_extra', 'e', sp.Symbol('M') ** -1, 'M >= 1')]\n"
     )
     monkeypatch.setattr(theory, "__path__", [*theory.__path__, str(tmp_path)])
-    monkeypatch.delitem(sys.modules, "theory.zz_extra", raising=False)
+    monkeypatch.delitem(sys.modules, "tfconstruct.theory.zz_extra", raising=False)
     assert get("zz_extra").name == "zz_extra"
-    (tmp_path / "zz_duplicate.py").write_text("from theory.interpolation import SQUARE_ABSOLUTE\nBOUNDS = [SQUARE_ABSOLUTE]\n")
+    (tmp_path / "zz_duplicate.py").write_text(
+        "from tfconstruct.theory.interpolation import SQUARE_ABSOLUTE\nBOUNDS = [SQUARE_ABSOLUTE]\n"
+    )
     with pytest.raises(ValueError, match="'square_uniform' is defined in both"):
         all_bounds()
-    for name in ("theory.zz_extra", "theory.zz_duplicate"):
+    for name in ("tfconstruct.theory.zz_extra", "tfconstruct.theory.zz_duplicate"):
         sys.modules.pop(name, None)
 
 
@@ -121,8 +125,14 @@ def product_error(radius: float, width: int) -> float:
 
 @given(st.floats(0.1, 50.0), st.integers(1, 64))
 def test_product_via_squares_meets_its_bound(radius, width):
-    check = check_bound(PRODUCT_VIA_SQUARES, product_error(radius, width), instance={"R": radius, "M": width},
-                        atol=1e-13 * radius**2, R=radius, M=width)
+    check = check_bound(
+        PRODUCT_VIA_SQUARES,
+        product_error(radius, width),
+        instance={"R": radius, "M": width},
+        atol=1e-13 * radius**2,
+        R=radius,
+        M=width,
+    )
     assert check.passed
 
 
@@ -136,10 +146,17 @@ def test_product_bound_is_sharp_rate_two_and_width_for():
     assert product_error(1.0, needed) <= 1e-4 * (1 + 1e-9) and product_error(1.0, needed - 1) > 1e-4
 
 
-staircase_instances = st.fixed_dictionaries({
-    "amplitude": st.floats(0.1, 5.0), "frequency": st.floats(0.1, 6.0), "phase": st.floats(0.0, 6.3),
-    "a": st.floats(-3.0, 3.0), "length": st.floats(0.5, 5.0), "M": st.integers(2, 128), "c": st.floats(1.0, 12.0),
-})
+staircase_instances = st.fixed_dictionaries(
+    {
+        "amplitude": st.floats(0.1, 5.0),
+        "frequency": st.floats(0.1, 6.0),
+        "phase": st.floats(0.0, 6.3),
+        "a": st.floats(-3.0, 3.0),
+        "length": st.floats(0.5, 5.0),
+        "M": st.integers(2, 128),
+        "c": st.floats(1.0, 12.0),
+    }
+)
 
 
 @given(staircase_instances)
@@ -166,11 +183,17 @@ def test_sigmoid_staircase_is_first_order_and_width_for():
     assert np.max(np.abs(f(grid) - np.log(grid))) <= 0.05
 
 
-difference_instances = st.fixed_dictionaries({
-    "seed": st.integers(0, 2**31 - 1), "keys": st.integers(3, 60), "queries": st.integers(1, 4),
-    "p": st.integers(1, 4), "score_scale": st.floats(0.1, 3.0), "value_scale": st.floats(0.1, 10.0),
-    "tau": st.floats(1e-2, 1.0),
-})
+difference_instances = st.fixed_dictionaries(
+    {
+        "seed": st.integers(0, 2**31 - 1),
+        "keys": st.integers(3, 60),
+        "queries": st.integers(1, 4),
+        "p": st.integers(1, 4),
+        "score_scale": st.floats(0.1, 3.0),
+        "value_scale": st.floats(0.1, 10.0),
+        "tau": st.floats(1e-2, 1.0),
+    }
+)
 
 
 @given(difference_instances)
@@ -206,9 +229,14 @@ def test_central_difference_is_second_order_and_matches_its_leading_term():
     assert np.allclose(softmax_head(scores, values, 0.0), values.mean(axis=0))
 
 
-hardmax_instances = st.fixed_dictionaries({
-    "seed": st.integers(0, 2**31 - 1), "K": st.integers(2, 8), "gap": st.floats(0.05, 3.0), "beta": st.floats(0.1, 30.0),
-})
+hardmax_instances = st.fixed_dictionaries(
+    {
+        "seed": st.integers(0, 2**31 - 1),
+        "K": st.integers(2, 8),
+        "gap": st.floats(0.05, 3.0),
+        "beta": st.floats(0.1, 30.0),
+    }
+)
 
 
 @given(hardmax_instances)
@@ -243,8 +271,16 @@ def test_contraction_bound_holds_for_perturbed_contractions(seed, kappa, eps, e0
     for depth in range(1, 25):
         push = rng.standard_normal(dim)
         x = fixed_point + kappa * rotation @ (x - fixed_point) + eps * rng.uniform() * push / np.linalg.norm(push)
-        check_bound(CONTRACTION_DEPTH, np.linalg.norm(x - fixed_point), instance={"seed": seed, "L": depth},
-                    atol=1e-12, kappa=kappa, varepsilon=eps, e_0=e0, L=depth)
+        check_bound(
+            CONTRACTION_DEPTH,
+            np.linalg.norm(x - fixed_point),
+            instance={"seed": seed, "L": depth},
+            atol=1e-12,
+            kappa=kappa,
+            varepsilon=eps,
+            e_0=e0,
+            L=depth,
+        )
 
 
 def test_contraction_bound_is_attained_and_covers_lipschitz_and_kappa_one():
@@ -275,8 +311,9 @@ def test_power_iteration_angle_with_arbitrary_positive_rescaling(seed, dim, rati
         v = rng.uniform(0.1, 10.0) * sigma @ v  # any positive scalar: the direction is exact
         in_basis = basis.T @ v
         tan = np.linalg.norm(in_basis[1:]) / abs(in_basis[0])
-        check = check_bound(POWER_ANGLE_DEPTH, tan, instance={"seed": seed, "L": depth}, atol=1e-12,
-                            rho=ratio, theta_0=theta0, L=depth)
+        check = check_bound(
+            POWER_ANGLE_DEPTH, tan, instance={"seed": seed, "L": depth}, atol=1e-12, rho=ratio, theta_0=theta0, L=depth
+        )
         if top_two_only and tan > 1e-6:
             assert check.slack == pytest.approx(1.0, rel=1e-8)  # equality in the top-two eigenspace
 
@@ -296,8 +333,9 @@ def test_power_iteration_norm_error_does_not_accumulate(seed, dim, width):
         s = float(u @ u)
         assert low <= s <= high
         v = phi(s) * u
-        check_bound(POWER_NORM_DEPTH, abs(np.linalg.norm(v) - 1.0), instance={"seed": seed, "L": depth},
-                    atol=1e-14, e_phi=e_phi)
+        check_bound(
+            POWER_NORM_DEPTH, abs(np.linalg.norm(v) - 1.0), instance={"seed": seed, "L": depth}, atol=1e-14, e_phi=e_phi
+        )
 
 
 @pytest.mark.parametrize("error", [0.3, 0.05, -0.2, -0.01])
@@ -313,9 +351,14 @@ def test_newton_norm_error_bounds_the_iteration(error):
         newton_norm_error(0.1, -1)
 
 
-tensor_instances = st.fixed_dictionaries({
-    "seed": st.integers(0, 2**31 - 1), "K": st.integers(2, 5), "extra_dims": st.integers(0, 3), "r": st.floats(0.2, 0.9),
-})
+tensor_instances = st.fixed_dictionaries(
+    {
+        "seed": st.integers(0, 2**31 - 1),
+        "K": st.integers(2, 5),
+        "extra_dims": st.integers(0, 3),
+        "r": st.floats(0.2, 0.9),
+    }
+)
 
 
 @given(tensor_instances)
@@ -337,12 +380,21 @@ def test_tensor_power_iteration_is_quadratic_as_derived(inst):
         in_basis = vectors.T @ u
         tan = np.linalg.norm(in_basis[1:]) / abs(in_basis[0])
         assert tan == pytest.approx(float(tensor_power_tan(lambdas, c0, steps)), rel=1e-9, abs=1e-14)
-        check_bound(TENSOR_POWER_DEPTH, tan, instance={**inst, "t": steps}, atol=1e-14,
-                    r=inst["r"], K=components, lambda_1=lambdas[0], lambda_min=lambdas.min(), t=steps)
+        check_bound(
+            TENSOR_POWER_DEPTH,
+            tan,
+            instance={**inst, "t": steps},
+            atol=1e-14,
+            r=inst["r"],
+            K=components,
+            lambda_1=lambdas[0],
+            lambda_min=lambdas.min(),
+            t=steps,
+        )
 
 
 def test_approximation_study_rows_meet_their_bounds(tmp_path):
-    from verify.approximation_study import PARTS, approximation_sweep
+    from tfconstruct.verify.approximation.study import PARTS, approximation_sweep
 
     rows = approximation_sweep(tmp_path, list(PARTS), [8, 16], 2, progress=False).run()
     assert len(rows) == len(PARTS) * 2 * 2

@@ -1,4 +1,12 @@
 """Symbolic error bounds (sympy) for the approximating parts of each construction."""
 
 from .bound import Bound as Bound
-from .interpolation import INV_SQRT_RELATIVE as INV_SQRT_RELATIVE, LOG_ABSOLUTE as LOG_ABSOLUTE, SQUARE_ABSOLUTE as SQUARE_ABSOLUTE
+from .interpolation import (
+    INV_SQRT_RELATIVE as INV_SQRT_RELATIVE,
+)
+from .interpolation import (
+    LOG_ABSOLUTE as LOG_ABSOLUTE,
+)
+from .interpolation import (
+    SQUARE_ABSOLUTE as SQUARE_ABSOLUTE,
+)

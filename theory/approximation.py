@@ -1,59 +1,57 @@
-"""Error bounds of the approximating parts not covered by :mod:`theory.interpolation`.
+r"""Error bounds of the approximating parts not covered by :mod:`tfconstruct.theory.interpolation`.
 
-Each bound comes with the numpy definition of the approximant it is about, so the claim
-can be measured against exactly that object.
+The numpy definition of each approximant, against which the claims are measured, is in
+:mod:`tfconstruct.verify.approximation.approximants` (this package is sympy only).
 
-**Multiplication from two squares.** $xy = \\tfrac14\\big((x+y)^2 - (x-y)^2\\big)$ with both
-squares replaced by the hinge interpolant $\\hat q_M$ on $M$ uniform intervals of $[-2R, 2R]$
+**Multiplication from two squares.** $xy = \tfrac14\big((x+y)^2 - (x-y)^2\big)$ with both
+squares replaced by the hinge interpolant $\hat q_M$ on $M$ uniform intervals of $[-2R, 2R]$
 (knot spacing $h = 4R/M$). For a convex $f$ the interpolation error
-$e = \\hat q_M - q \\in [0, h^2/4]$ (it is $h^2 f''/8$ at most and the chord lies above $f$),
+$e = \hat q_M - q \in [0, h^2/4]$ (it is $h^2 f''/8$ at most and the chord lies above $f$),
 so the two errors, of equal sign, partly cancel:
-$|\\hat p - xy| = \\tfrac14|e(x+y) - e(x-y)| \\le h^2/16 = R^2/M^2$ for $|x|, |y| \\le R$,
+$|\hat p - xy| = \tfrac14|e(x+y) - e(x-y)| \le h^2/16 = R^2/M^2$ for $|x|, |y| \le R$,
 with $2(M+1)$ hinge units (the two constant units cancel).
 
-**Softmax-head sigmoid staircase** (paper_em §5.7). $M$ heads, each a softmax over an anchor
-key and the data keys, output $\\Delta_m \\sigma(\\gamma(u - \\tau_m))$; with knots
-$t_m = a + m h$, $h = (b-a)/M$, midpoints $\\tau_m = (t_{m-1}+t_m)/2$ and
-$\\Delta_m = g(t_m) - g(t_{m-1})$,
-$\\hat g(u) = g(a) + \\sum_{m=1}^M \\Delta_m\\,\\sigma(\\gamma(u-\\tau_m))$. For an $L_g$-Lipschitz
-$g$ and $u \\in [a, b]$ at distance $\\delta \\le h/2$ from its nearest midpoint: the hard
-staircase (nearest knot) is within $L_g(h/2 - \\delta)$ of $g$, and replacing steps by sigmoids
-costs at most $L_g h\\,[\\sigma(-\\gamma\\delta) + (e^{\\gamma\\delta} + e^{-\\gamma\\delta})
-e^{-\\gamma h}/(1-e^{-\\gamma h})]$ (geometric tails, $\\sigma(-x) \\le e^{-x}$). With
-$\\sigma(-\\gamma\\delta) \\le 1/2$ and $\\delta \\le h/2$:
+**Softmax-head sigmoid staircase** (the EM paper, arXiv 2502.06007, approximates scalar functions so). $M$ heads, each
+a softmax over an anchor
+key and the data keys, output $\Delta_m \sigma(\gamma(u - \tau_m))$; with knots
+$t_m = a + m h$, $h = (b-a)/M$, midpoints $\tau_m = (t_{m-1}+t_m)/2$ and
+$\Delta_m = g(t_m) - g(t_{m-1})$,
+$\hat g(u) = g(a) + \sum_{m=1}^M \Delta_m\,\sigma(\gamma(u-\tau_m))$. For an $L_g$-Lipschitz
+$g$ and $u \in [a, b]$ at distance $\delta \le h/2$ from its nearest midpoint: the hard
+staircase (nearest knot) is within $L_g(h/2 - \delta)$ of $g$, and replacing steps by sigmoids
+costs at most $L_g h\,[\sigma(-\gamma\delta) + (e^{\gamma\delta} + e^{-\gamma\delta})
+e^{-\gamma h}/(1-e^{-\gamma h})]$ (geometric tails, $\sigma(-x) \le e^{-x}$). With
+$\sigma(-\gamma\delta) \le 1/2$ and $\delta \le h/2$:
 
-.. math::  \\sup_{[a,b]}|\\hat g - g| \\le L_g h\\Big(1 + \\frac{2e^{-\\gamma h/2}}{1 - e^{-\\gamma h}}\\Big).
+.. math::  \sup_{[a,b]}|\hat g - g| \le L_g h\Big(1 + \frac{2e^{-\gamma h/2}}{1 - e^{-\gamma h}}\Big).
 
-With $\\gamma = c/h$ ($c$ = sharpness per cell, e.g. 8) this is first order, $O(L_g(b-a)/M)$.
+With $\gamma = c/h$ ($c$ = sharpness per cell, e.g. 8) this is first order, $O(L_g(b-a)/M)$.
 
-**Softmax central difference of a linear head** (paper_spectral §4.4). For one query with
-scores $t_j$ and values $y_j = W_{OV}h_j$, let $A(\\tau) = \\sum_j \\operatorname{softmax}_j(\\tau t)\\, y_j$.
-$A$ is the mean of $y$ under the tilted law $p_\\tau \\propto e^{\\tau t}$, so its derivatives are
-joint cumulants: $A'(0) = \\tfrac1N\\sum_j (t_j - \\bar t) y_j$ (the linear head on centred scores)
-and $A'''(s) = \\kappa_{p_s}(t, t, t, y) = E[\\tilde t^3 \\tilde y] - 3\\operatorname{Var}(t)\\operatorname{Cov}(t, y)$.
-With score range $w = \\max_j t_j - \\min_j t_j$ and $Y = \\max_j\\|y_j\\|$: $|\\tilde t| \\le w$,
-$\\operatorname{Var} t \\le w^2/4$, $E\\|\\tilde y\\|^2 \\le Y^2$, so by Cauchy-Schwarz
-$\\|A'''\\| \\le w^3 Y/2 + 3 w^3 Y/8 = 7w^3Y/8$. Taylor's theorem with integral remainder gives
-$\\|(A(\\tau) - A(-\\tau))/(2\\tau) - A'(0)\\| \\le \\tfrac{\\tau^2}{6}\\sup\\|A'''\\|$:
+**Softmax central difference of a linear head** (as in arXiv 2501.01312, softmax heads emulating a linear one). For one
+query with
+scores $t_j$ and values $y_j = W_{OV}h_j$, let $A(\tau) = \sum_j \operatorname{softmax}_j(\tau t)\, y_j$.
+$A$ is the mean of $y$ under the tilted law $p_\tau \propto e^{\tau t}$, so its derivatives are
+joint cumulants: $A'(0) = \tfrac1N\sum_j (t_j - \bar t) y_j$ (the linear head on centred scores)
+and $A'''(s) = \kappa_{p_s}(t, t, t, y) = E[\tilde t^3 \tilde y] - 3\operatorname{Var}(t)\operatorname{Cov}(t, y)$.
+With score range $w = \max_j t_j - \min_j t_j$ and $Y = \max_j\|y_j\|$: $|\tilde t| \le w$,
+$\operatorname{Var} t \le w^2/4$, $E\|\tilde y\|^2 \le Y^2$, so by Cauchy-Schwarz
+$\|A'''\| \le w^3 Y/2 + 3 w^3 Y/8 = 7w^3Y/8$. Taylor's theorem with integral remainder gives
+$\|(A(\tau) - A(-\tau))/(2\tau) - A'(0)\| \le \tfrac{\tau^2}{6}\sup\|A'''\|$:
 
-.. math::  \\Big\\|\\frac{A(\\tau) - A(-\\tau)}{2\\tau} - \\frac1N\\sum_j (t_j-\\bar t)\\,y_j\\Big\\| \\le \\frac{7}{48}\\,\\tau^2 w^3 Y.
+.. math::  \Big\|\frac{A(\tau) - A(-\tau)}{2\tau} - \frac1N\sum_j (t_j-\bar t)\,y_j\Big\| \le \frac{7}{48}\,\tau^2 w^3
+Y.
 
-The one-sided difference $(A(\\tau) - A(0))/\\tau$ has error $\\le \\tfrac{\\tau}{2}\\sup\\|A''\\|$ with
-$\\|A''\\| = \\|E[\\tilde t^2\\tilde y]\\| \\le w^2 Y/2$, i.e. $\\tau w^2 Y/4$: only first order.
+The one-sided difference $(A(\tau) - A(0))/\tau$ has error $\le \tfrac{\tau}{2}\sup\|A''\|$ with
+$\|A''\| = \|E[\tilde t^2\tilde y]\| \le w^2 Y/2$, i.e. $\tau w^2 Y/4$: only first order.
 
 **Softmax as a hard max.** For scores $s_1..s_K$ with a unique maximum and gap $g$ to the
-runner-up, $1 - p_{\\max} = \\sum_{j\\ne\\max} p_j \\le (K-1)e^{-\\beta g}$, so
-$\\|\\operatorname{softmax}(\\beta s) - e_{\\arg\\max}\\|_1 \\le 2(K-1)e^{-\\beta g}$.
+runner-up, $1 - p_{\max} = \sum_{j\ne\max} p_j \le (K-1)e^{-\beta g}$, so
+$\|\operatorname{softmax}(\beta s) - e_{\arg\max}\|_1 \le 2(K-1)e^{-\beta g}$.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
-import numpy as np
 import sympy as sp
-
-from constructions.piecewise import PiecewiseLinear, uniform_knots
 
 from .bound import Bound
 
@@ -112,75 +110,11 @@ SOFTMAX_HARDMAX = Bound(
     rate=2 * (K - 1) * sp.exp(-beta * g),
 )
 
-BOUNDS = [PRODUCT_VIA_SQUARES, SIGMOID_STAIRCASE, SIGMOID_STAIRCASE_SCALED, CENTRAL_DIFFERENCE,
-          ONE_SIDED_DIFFERENCE, SOFTMAX_HARDMAX]
-
-
-# ----------------------------------------------------------------- the approximants (numpy)
-
-
-def product_via_squares(x: np.ndarray, y: np.ndarray, radius: float, width: int) -> np.ndarray:
-    """$\\tfrac14(\\hat q_M(x+y) - \\hat q_M(x-y))$ with $\\hat q_M$ the hinge interpolant of $s^2$ on $[-2R, 2R]$."""
-    square = PiecewiseLinear.interpolate(np.square, uniform_knots(-2.0 * radius, 2.0 * radius, width))
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    return (square(x + y) - square(x - y)) / 4.0
-
-
-def sigmoid_staircase(
-    g_fn: Callable[[np.ndarray], np.ndarray], low: float, high: float, heads: int, sharpness: float
-) -> Callable[[np.ndarray], np.ndarray]:
-    """$\\hat g(u) = g(a) + \\sum_m \\Delta_m \\sigma(\\gamma(u - \\tau_m))$: what $M$ anchor-softmax heads output."""
-    knots = uniform_knots(low, high, heads)
-    values = np.asarray(g_fn(knots), dtype=np.float64)
-    steps = np.diff(values)
-    midpoints = (knots[:-1] + knots[1:]) / 2.0
-
-    def approximant(u: np.ndarray) -> np.ndarray:
-        u = np.asarray(u, dtype=np.float64)
-        logits = sharpness * (u[..., None] - midpoints)
-        return values[0] + (0.5 * (1.0 + np.tanh(logits / 2.0))) @ steps  # sigma(z) = (1 + tanh(z/2))/2
-
-    return approximant
-
-
-def softmax_head(scores: np.ndarray, values: np.ndarray, tau: float) -> np.ndarray:
-    """$A(\\tau) = \\sum_j \\operatorname{softmax}_j(\\tau t_{ij})\\,y_j$ for each query row ``i``; ``values`` is ``(N, p)``."""
-    logits = tau * np.asarray(scores, dtype=np.float64)
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    weights = np.exp(logits)
-    return (weights / weights.sum(axis=-1, keepdims=True)) @ values
-
-
-def central_difference_head(scores: np.ndarray, values: np.ndarray, tau: float) -> np.ndarray:
-    """$(A(\\tau) - A(-\\tau))/(2\\tau)$: a softmax pair emulating the linear head on centred scores."""
-    return (softmax_head(scores, values, tau) - softmax_head(scores, values, -tau)) / (2.0 * tau)
-
-
-def one_sided_difference_head(scores: np.ndarray, values: np.ndarray, tau: float) -> np.ndarray:
-    """$(A(\\tau) - A(0))/\\tau$: the first-order variant."""
-    return (softmax_head(scores, values, tau) - softmax_head(scores, values, 0.0)) / tau
-
-
-def centred_linear_head(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """$\\tfrac1N\\sum_j (t_{ij} - \\bar t_i)\\,y_j$: the target of the softmax differences."""
-    scores = np.asarray(scores, dtype=np.float64)
-    centred = scores - scores.mean(axis=-1, keepdims=True)
-    return centred @ values / scores.shape[-1]
-
-
-def central_difference_leading_order(scores: np.ndarray, values: np.ndarray, tau: float) -> np.ndarray:
-    """Leading-order **estimate** (not a bound) of the central-difference error, per query row.
-
-    $\\|\\tfrac{\\tau^2}{6}A'''(0)\\|$ with $A'''(0) = \\kappa(t,t,t,y)$ under the uniform law over keys:
-    the error is this plus $O(\\tau^4)$, so it predicts the measured error closely for small
-    $\\tau$ while :data:`CENTRAL_DIFFERENCE` is a worst case over all score/value configurations.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    t = scores - scores.mean(axis=-1, keepdims=True)
-    y = values - values.mean(axis=0, keepdims=True)
-    keys = scores.shape[-1]
-    third = (t**3) @ y / keys
-    covariance = t @ y / keys
-    variance = (t**2).mean(axis=-1, keepdims=True)
-    return tau**2 / 6.0 * np.linalg.norm(third - 3.0 * variance * covariance, axis=-1)
+BOUNDS = [
+    PRODUCT_VIA_SQUARES,
+    SIGMOID_STAIRCASE,
+    SIGMOID_STAIRCASE_SCALED,
+    CENTRAL_DIFFERENCE,
+    ONE_SIDED_DIFFERENCE,
+    SOFTMAX_HARDMAX,
+]

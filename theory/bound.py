@@ -36,7 +36,7 @@ class Bound:
         return float(self.expression.evalf(subs=subs))
 
     def latex(self) -> str:
-        return f"{self.quantity} \\le {sp.latex(self.expression)}"
+        return rf"{self.quantity} \le {sp.latex(self.expression)}"
 
     def width_for(self, target: float, width: str = "M", max_width: int = 10**7, **values: float) -> int:
         """The smallest integer ``width`` at which the bound is <= ``target`` (bounds decrease in width)."""

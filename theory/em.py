@@ -1,47 +1,48 @@
-"""Error bounds for the EM / Lloyd transformer (:mod:`constructions.em`).
+r"""Error bounds for the EM / Lloyd transformer (:mod:`tfconstruct.constructions.em`).
 
-Notation: responsibilities $w_{ik}$, their approximation $\\hat w_{ik}$; $D$ bounds the distance
+Notation: responsibilities $w_{ik}$, their approximation $\hat w_{ik}$; $D$ bounds the distance
 from any data point to any convex combination of data points (the data diameter);
-$\\eta(\\ell, M) = ((1/\\ell)^{1/M} - 1)^2/8$ is the sup error of the hinge interpolant of
-$\\log$ on $M$ geometric intervals of $[\\ell, 1]$ (:data:`theory.interpolation.LOG_ABSOLUTE`);
-the interpolant of a concave function lies *below* it, so its error is in $[-\\eta, 0]$.
+$\eta(\ell, M) = ((1/\ell)^{1/M} - 1)^2/8$ is the sup error of the hinge interpolant of
+$\log$ on $M$ geometric intervals of $[\ell, 1]$ (:data:`tfconstruct.theory.interpolation.LOG_ABSOLUTE`);
+the interpolant of a concave function lies *below* it, so its error is in $[-\eta, 0]$.
 
-**Hard E-step.** With the half-margin $g_i = \\tfrac12(\\|x_i-\\mu_{(2)}\\|^2-\\|x_i-\\mu_{(1)}\\|^2)$
-the winning score beats every other by $\\beta g_i$, so $1 - \\hat w_{i,z_i} \\le (K-1)e^{-\\beta g_i}$,
-$\\hat w_{il} \\le e^{-\\beta g_i}$, and $\\|\\hat w_i - e_{z_i}\\|_1 \\le 2(K-1)e^{-\\beta g_i}$.
+**Hard E-step.** With the half-margin $g_i = \tfrac12(\|x_i-\mu_{(2)}\|^2-\|x_i-\mu_{(1)}\|^2)$
+the winning score beats every other by $\beta g_i$, so $1 - \hat w_{i,z_i} \le (K-1)e^{-\beta g_i}$,
+$\hat w_{il} \le e^{-\beta g_i}$, and $\|\hat w_i - e_{z_i}\|_1 \le 2(K-1)e^{-\beta g_i}$.
 
-**Hard M-step.** Weights $v_i = e^{a\\hat w_{ik}}$ with $|\\hat w_{ik} - z_{ik}| \\le \\delta = (K-1)e^{-\\beta g}$.
-Since $\\sum_{i\\in k}(x_i - \\bar x_k) = 0$, replacing in-cluster weights by $e^a$ costs
-$e^a(1-e^{-a\\delta})$ each, out-of-cluster weights are $\\le e^{a\\delta}$, and the total is
-$\\ge n_k e^{a(1-\\delta)}$:
-$\\|\\hat\\mu_k - \\bar x_k\\| \\le D\\,[(e^{a\\delta}-1) + \\tfrac{n-n_k}{n_k}e^{-a(1-2\\delta)}]$.
+**Hard M-step.** Weights $v_i = e^{a\hat w_{ik}}$ with $|\hat w_{ik} - z_{ik}| \le \delta = (K-1)e^{-\beta g}$.
+Since $\sum_{i\in k}(x_i - \bar x_k) = 0$, replacing in-cluster weights by $e^a$ costs
+$e^a(1-e^{-a\delta})$ each, out-of-cluster weights are $\le e^{a\delta}$, and the total is
+$\ge n_k e^{a(1-\delta)}$:
+$\|\hat\mu_k - \bar x_k\| \le D\,[(e^{a\delta}-1) + \tfrac{n-n_k}{n_k}e^{-a(1-2\delta)}]$.
 
-**Soft M-step** (exact $w$, weights $\\tilde w_i = e^{\\hat\\ell(w_{ik})}$). For $w \\ge \\varepsilon$,
-$\\tilde w \\in [w e^{-\\eta_r}, w]$; below, $\\tilde w = \\varepsilon$ (flat). With
-$\\sum_i w_{ik}(x_i - \\mu_k^+) = 0$: $\\|\\hat\\mu_k - \\mu_k^+\\| \\le
-D[(1-e^{-\\eta_r})N_k + n\\varepsilon]/(e^{-\\eta_r}N_k)$, $N_k = n\\pi_k^+$, i.e.
-$D[(e^{\\eta_r}-1) + e^{\\eta_r}\\varepsilon/\\pi_{min}]$.
+**Soft M-step** (exact $w$, weights $\tilde w_i = e^{\hat\ell(w_{ik})}$). For $w \ge \varepsilon$,
+$\tilde w \in [w e^{-\eta_r}, w]$; below, $\tilde w = \varepsilon$ (flat). With
+$\sum_i w_{ik}(x_i - \mu_k^+) = 0$: $\|\hat\mu_k - \mu_k^+\| \le
+D[(1-e^{-\eta_r})N_k + n\varepsilon]/(e^{-\eta_r}N_k)$, $N_k = n\pi_k^+$, i.e.
+$D[(e^{\eta_r}-1) + e^{\eta_r}\varepsilon/\pi_{min}]$.
 The bound is second order in $1/M$. The *measured* error can decay more slowly on
 well-separated data: a responsibility within one knot interval of 1 (so
-$|\\log w| < h = \\ln(1/\\varepsilon)/M$) has interpolation error $\\approx h|\\log w|/2$, first
-order in $1/M$, until $M > \\ln(1/\\varepsilon)/|\\log w|$; the constant part of the error cancels
-because $\\sum_i w_{ik}(x_i - \\mu_k^+) = 0$.
+$|\log w| < h = \ln(1/\varepsilon)/M$) has interpolation error $\approx h|\log w|/2$, first
+order in $1/M$, until $M > \ln(1/\varepsilon)/|\log w|$; the constant part of the error cancels
+because $\sum_i w_{ik}(x_i - \mu_k^+) = 0$.
 
-**Soft E-step with $\\hat\\ell(\\pi)$.** Scores shift by $\\delta_k \\in [-\\eta_\\pi, 0]$, so
-$\\hat w_{ik}/w_{ik} \\in [e^{-\\eta_\\pi}, e^{\\eta_\\pi}]$ and $\\|\\hat w_i - w_i\\|_1 \\le e^{\\eta_\\pi} - 1$
-(also for $\\pi^+ = \\tfrac1n\\sum_i w_i$). A weighted mean with weights rescaled by factors in
-$[e^{-\\eta}, e^{\\eta}]$ moves by at most $D\\sinh(\\eta)e^{\\eta} = D(e^{2\\eta}-1)/2$.
+**Soft E-step with $\hat\ell(\pi)$.** Scores shift by $\delta_k \in [-\eta_\pi, 0]$, so
+$\hat w_{ik}/w_{ik} \in [e^{-\eta_\pi}, e^{\eta_\pi}]$ and $\|\hat w_i - w_i\|_1 \le e^{\eta_\pi} - 1$
+(also for $\pi^+ = \tfrac1n\sum_i w_i$). A weighted mean with weights rescaled by factors in
+$[e^{-\eta}, e^{\eta}]$ moves by at most $D\sinh(\eta)e^{\eta} = D(e^{2\eta}-1)/2$.
 
 **One soft iteration** (exact input state): the two effects add, with $N_k$ shrunk by at most
-$e^{-\\eta_\\pi}$ in the floor term. In the state norm
-$\\|(\\mu,\\pi)\\| = (\\sum_k\\|\\mu_k\\|^2 + D^2\\|\\pi\\|_2^2)^{1/2}$ the step error is at most
-$\\sqrt K\\,\\varepsilon_\\mu + D(e^{\\eta_\\pi}-1)$.
+$e^{-\eta_\pi}$ in the floor term. In the state norm
+$\|(\mu,\pi)\| = (\sum_k\|\mu_k\|^2 + D^2\|\pi\|_2^2)^{1/2}$ the step error is at most
+$\sqrt K\,\varepsilon_\mu + D(e^{\eta_\pi}-1)$.
 
-**Propagation.** If the emulated map $\\hat T$ is within $\\varepsilon_{step}$ of the EM map $T$
-and $T$ is $\\kappa$-Lipschitz on a region holding both trajectories, then
-$e_L \\le \\varepsilon_{step} + \\kappa e_{L-1}$, so from the same start
-$e_L \\le \\varepsilon_{step}(1-\\kappa^L)/(1-\\kappa)$ (:func:`theory.propagation.contraction_bound` with $e_0 = 0$): bounded in $L$ when $\\kappa < 1$ (EM near a
-well-separated fixed point). For Lloyd with unchanged labels, $T$ is locally constant ($\\kappa = 0$).
+**Propagation.** If the emulated map $\hat T$ is within $\varepsilon_{step}$ of the EM map $T$
+and $T$ is $\kappa$-Lipschitz on a region holding both trajectories, then
+$e_L \le \varepsilon_{step} + \kappa e_{L-1}$, so from the same start
+$e_L \le \varepsilon_{step}(1-\kappa^L)/(1-\kappa)$ (:func:`tfconstruct.theory.propagation.contraction_bound` with
+$e_0 = 0$): bounded in $L$ when $\kappa < 1$ (EM near a
+well-separated fixed point). For Lloyd with unchanged labels, $T$ is locally constant ($\kappa = 0$).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ from __future__ import annotations
 import sympy as sp
 
 from .bound import Bound
-from .interpolation import LOG_ABSOLUTE, M, a as knot_low, b as knot_high
+from .interpolation import LOG_ABSOLUTE, M
+from .interpolation import a as knot_low
+from .interpolation import b as knot_high
 from .propagation import contraction_bound
 
 K, beta, g, D, sharpness, n, n_min = sp.symbols("K beta g D a n n_min", positive=True)
@@ -58,7 +61,7 @@ epsilon_step, kappa, L = sp.symbols("epsilon_step kappa L", nonnegative=True)
 
 
 def log_error(low: sp.Expr) -> sp.Expr:
-    """$\\eta(\\ell, M)$: the hinge-log error on $M$ geometric intervals of $[\\ell, 1]$."""
+    r"""$\eta(\ell, M)$: the hinge-log error on $M$ geometric intervals of $[\ell, 1]$."""
     return LOG_ABSOLUTE.expression.subs({knot_low: low, knot_high: 1})
 
 
@@ -118,7 +121,9 @@ EM_SOFT_STATE_STEP = Bound(
     quantity=r"\|(\hat\mu^+, \hat\pi^+) - (\mu^+, \pi^+)\|",
     expression=sp.sqrt(K) * _SOFT_STEP_MEANS + D * (sp.exp(eta_pi) - 1),
     assumptions="as em_soft_step; state norm (sum_k ||mu_k||^2 + D^2 ||pi||_2^2)^(1/2)",
-    rate=D * (sp.sqrt(K) * (sp.log(1 / epsilon) ** 2 + sp.log(1 / pi_floor) ** 2) + sp.log(1 / pi_floor) ** 2) / (8 * M**2),
+    rate=D
+    * (sp.sqrt(K) * (sp.log(1 / epsilon) ** 2 + sp.log(1 / pi_floor) ** 2) + sp.log(1 / pi_floor) ** 2)
+    / (8 * M**2),
 )
 
 EM_PROPAGATION = Bound(

@@ -1,13 +1,13 @@
-"""Error bounds of the piecewise-linear ReLU interpolants in :mod:`constructions.piecewise`.
+r"""Error bounds of the piecewise-linear ReLU interpolants in :mod:`tfconstruct.constructions.piecewise`.
 
 All follow from the interpolation estimate on one knot interval of length $h$:
-$|f - \\hat f| \\le \\tfrac{h^2}{8} \\max |f''|$.
+$|f - \hat f| \le \tfrac{h^2}{8} \max |f''|$.
 
-* $s^{-1/2}$ on geometric knots in $[a, b]$, $\\rho = (b/a)^{1/M}$: on $[t_m, \\rho t_m]$,
-  $h = t_m(\\rho-1)$, $|f''| \\le \\tfrac34 t_m^{-5/2}$ and $f \\ge t_m^{-1/2}\\rho^{-1/2}$, so the
-  **relative** error is at most $\\tfrac{3}{32}(\\rho-1)^2\\sqrt{\\rho} \\approx \\tfrac{3}{32}(\\ln(b/a)/M)^2$.
-* $\\log s$ on geometric knots in $[a, b]$: $|f''| \\le t_m^{-2}$, so the absolute error is
-  at most $(\\rho-1)^2/8 \\approx (\\ln(b/a)/M)^2/8$.
+* $s^{-1/2}$ on geometric knots in $[a, b]$, $\rho = (b/a)^{1/M}$: on $[t_m, \rho t_m]$,
+  $h = t_m(\rho-1)$, $|f''| \le \tfrac34 t_m^{-5/2}$ and $f \ge t_m^{-1/2}\rho^{-1/2}$, so the
+  **relative** error is at most $\tfrac{3}{32}(\rho-1)^2\sqrt{\rho} \approx \tfrac{3}{32}(\ln(b/a)/M)^2$.
+* $\log s$ on geometric knots in $[a, b]$: $|f''| \le t_m^{-2}$, so the absolute error is
+  at most $(\rho-1)^2/8 \approx (\ln(b/a)/M)^2/8$.
 * $s^2$ on uniform knots in $[-R, R]$: $h = 2R/M$, $f'' = 2$, so the error is at most $R^2/M^2$.
 
 Each is exact to leading order, so measured errors should sit just below the bound

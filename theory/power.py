@@ -1,40 +1,41 @@
-"""Error bounds of the power-iteration transformer (:mod:`constructions.power`).
+r"""Error bounds of the power-iteration transformer (:mod:`tfconstruct.constructions.power`).
 
-Setting: $\\hat\\Sigma$ symmetric positive semi-definite with eigenvalues
-$\\lambda_1 > \\lambda_2 \\ge \\dots \\ge \\lambda_d \\ge 0$, eigenvectors $v_1, \\dots$; the transformer
-computes $v_{t+1} = \\hat\\phi_M(s_t)\\,\\hat\\Sigma v_t$, $s_t = \\|\\hat\\Sigma v_t\\|^2$, with
-$\\hat\\phi_M > 0$ the hinge interpolant of $s^{-1/2}$ on $M$ geometric intervals of $[a, b]$.
+Setting: $\hat\Sigma$ symmetric positive semi-definite with eigenvalues
+$\lambda_1 > \lambda_2 \ge \dots \ge \lambda_d \ge 0$, eigenvectors $v_1, \dots$; the transformer
+computes $v_{t+1} = \hat\phi_M(s_t)\,\hat\Sigma v_t$, $s_t = \|\hat\Sigma v_t\|^2$, with
+$\hat\phi_M > 0$ the hinge interpolant of $s^{-1/2}$ on $M$ geometric intervals of $[a, b]$.
 
-**Direction (depth).** $\\hat\\phi_M > 0$ is a scalar, so $v_t \\parallel \\hat\\Sigma^t v_0$ exactly and
+**Direction (depth).** $\hat\phi_M > 0$ is a scalar, so $v_t \parallel \hat\Sigma^t v_0$ exactly and
 the textbook bound applies unchanged
-(:data:`theory.propagation.POWER_ANGLE_DEPTH`, re-exported here as ``ANGLE_AFTER_STEPS``): writing $v_0 = \\sum_j c_j v_j$,
-$\\tan\\theta_t = \\|\\sum_{j\\ge2}\\lambda_j^t c_j v_j\\| / (\\lambda_1^t |c_1|) \\le (\\lambda_2/\\lambda_1)^t \\tan\\theta_0$.
+(:data:`tfconstruct.theory.propagation.POWER_ANGLE_DEPTH`, re-exported here as ``ANGLE_AFTER_STEPS``): writing
+$v_0 = \sum_j c_j v_j$,
+$\tan\theta_t = \|\sum_{j\ge2}\lambda_j^t c_j v_j\| / (\lambda_1^t |c_1|) \le (\lambda_2/\lambda_1)^t \tan\theta_0$.
 
-**Norm (width).** $\\|v_{t+1}\\| = \\hat\\phi_M(s_t)\\sqrt{s_t}$, so $|\\|v_{t+1}\\| - 1| \\le \\epsilon_M$, the
-relative error of the interpolant (:data:`theory.interpolation.INV_SQRT_RELATIVE`), whenever
-$s_t \\in [a, b]$; the error does not accumulate because every step renormalises.
+**Norm (width).** $\|v_{t+1}\| = \hat\phi_M(s_t)\sqrt{s_t}$, so $|\|v_{t+1}\| - 1| \le \epsilon_M$, the
+relative error of the interpolant (:data:`tfconstruct.theory.interpolation.INV_SQRT_RELATIVE`), whenever
+$s_t \in [a, b]$; the error does not accumulate because every step renormalises.
 
-**Newton.** $v \\leftarrow (\\tfrac32 - \\tfrac12\\|v\\|^2)\\,v$ with $\\|v\\| = 1 + e$ gives
-$(1+e)(\\tfrac32 - \\tfrac12(1+e)^2) - 1 = -\\tfrac12 e^2 (3 + e)$ exactly, so $|e| \\le \\epsilon$
-implies $|e'| \\le \\nu(\\epsilon) = \\epsilon^2(3+\\epsilon)/2$; $\\nu$ is increasing, so $J$ steps give
-$\\nu^{J}(\\epsilon_M)$ (:func:`theory.propagation.newton_norm_error`).
+**Newton.** $v \leftarrow (\tfrac32 - \tfrac12\|v\|^2)\,v$ with $\|v\| = 1 + e$ gives
+$(1+e)(\tfrac32 - \tfrac12(1+e)^2) - 1 = -\tfrac12 e^2 (3 + e)$ exactly, so $|e| \le \epsilon$
+implies $|e'| \le \nu(\epsilon) = \epsilon^2(3+\epsilon)/2$; $\nu$ is increasing, so $J$ steps give
+$\nu^{J}(\epsilon_M)$ (:func:`tfconstruct.theory.propagation.newton_norm_error`).
 
-**Eigenvalue.** $\\hat\\lambda = V^\\top\\hat\\Sigma V$ with $V = (1+e)\\tilde v$, $\\|\\tilde v\\| = 1$,
-$\\sin\\angle(\\tilde v, v_1) = \\sin\\theta$. Then $\\hat\\lambda = (1+e)^2\\rho$ with
-$\\rho = \\tilde v^\\top\\hat\\Sigma\\tilde v \\in [\\lambda_1(1-\\sin^2\\theta), \\lambda_1]$ (PSD), hence
-$(1+e)^2(1-\\sin^2\\theta) - 1 \\le \\hat\\lambda/\\lambda_1 - 1 \\le (1+e)^2 - 1$ and
-$|\\hat\\lambda/\\lambda_1 - 1| \\le 2\\epsilon + \\epsilon^2 + \\sin^2\\theta$.
+**Eigenvalue.** $\hat\lambda = V^\top\hat\Sigma V$ with $V = (1+e)\tilde v$, $\|\tilde v\| = 1$,
+$\sin\angle(\tilde v, v_1) = \sin\theta$. Then $\hat\lambda = (1+e)^2\rho$ with
+$\rho = \tilde v^\top\hat\Sigma\tilde v \in [\lambda_1(1-\sin^2\theta), \lambda_1]$ (PSD), hence
+$(1+e)^2(1-\sin^2\theta) - 1 \le \hat\lambda/\lambda_1 - 1 \le (1+e)^2 - 1$ and
+$|\hat\lambda/\lambda_1 - 1| \le 2\epsilon + \epsilon^2 + \sin^2\theta$.
 
-**Deflation.** $\\Delta = \\hat\\lambda VV^\\top - \\lambda_1 v_1v_1^\\top
-= [(1+e)^4\\rho - \\lambda_1]\\,\\tilde v\\tilde v^\\top + \\lambda_1(\\tilde v\\tilde v^\\top - v_1v_1^\\top)$;
-$\\|\\tilde v\\tilde v^\\top - v_1v_1^\\top\\|_2 = \\sin\\theta$ and, as above,
-$|(1+e)^4\\rho - \\lambda_1| \\le \\lambda_1((1+\\epsilon)^4 - 1 + \\sin^2\\theta)$ (using
-$1-(1-\\epsilon)^4 \\le (1+\\epsilon)^4 - 1$). The deflated matrix is
-$\\hat\\Sigma - \\lambda_1 v_1 v_1^\\top - \\Delta$. With an exact direction ($\\sin\\theta = 0$) its
-eigenvectors are exactly $v_1, v_2, \\dots$ and $v_1$'s eigenvalue becomes $-c\\lambda_1$,
-$|c| \\le (1+\\epsilon)^4 - 1$: the next power iteration converges to $v_2$ at rate
-$\\max(|c|\\lambda_1, \\lambda_3)/\\lambda_2$ **if $\\lambda_1((1+\\epsilon)^4 - 1) < \\lambda_2$**, i.e.
-$\\epsilon < (1 + \\lambda_2/\\lambda_1)^{1/4} - 1 \\approx \\lambda_2/(4\\lambda_1)$ (:func:`deflation_threshold`).
+**Deflation.** $\Delta = \hat\lambda VV^\top - \lambda_1 v_1v_1^\top
+= [(1+e)^4\rho - \lambda_1]\,\tilde v\tilde v^\top + \lambda_1(\tilde v\tilde v^\top - v_1v_1^\top)$;
+$\|\tilde v\tilde v^\top - v_1v_1^\top\|_2 = \sin\theta$ and, as above,
+$|(1+e)^4\rho - \lambda_1| \le \lambda_1((1+\epsilon)^4 - 1 + \sin^2\theta)$ (using
+$1-(1-\epsilon)^4 \le (1+\epsilon)^4 - 1$). The deflated matrix is
+$\hat\Sigma - \lambda_1 v_1 v_1^\top - \Delta$. With an exact direction ($\sin\theta = 0$) its
+eigenvectors are exactly $v_1, v_2, \dots$ and $v_1$'s eigenvalue becomes $-c\lambda_1$,
+$|c| \le (1+\epsilon)^4 - 1$: the next power iteration converges to $v_2$ at rate
+$\max(|c|\lambda_1, \lambda_3)/\lambda_2$ **if $\lambda_1((1+\epsilon)^4 - 1) < \lambda_2$**, i.e.
+$\epsilon < (1 + \lambda_2/\lambda_1)^{1/4} - 1 \approx \lambda_2/(4\lambda_1)$ (:func:`deflation_threshold`).
 """
 
 from __future__ import annotations
@@ -51,13 +52,19 @@ eps, theta = sp.symbols("epsilon theta", positive=True)
 EPS_M = INV_SQRT_RELATIVE.expression
 EPS_M_RATE = INV_SQRT_RELATIVE.rate
 
-#: The direction bound is generic (:mod:`theory.propagation`, symbols ``rho, theta_0, L``); it holds for the
+#: The direction bound is generic (:mod:`tfconstruct.theory.propagation`, symbols ``rho, theta_0, L``); it holds for the
 #: transformer unchanged because its per-step scaling $\hat\phi_M > 0$.
 ANGLE_AFTER_STEPS = POWER_ANGLE_DEPTH
 
 
+def readout_norm_error(width: int, low: float, high: float, newton_steps: int = 0) -> float:
+    r"""$\nu^N(\epsilon_M)$: the bound on the norm error at read-out for $M$ = ``width`` intervals on $[a, b]$."""
+    epsilon = INV_SQRT_RELATIVE(M=width, a=low, b=high)
+    return float(newton_norm_error(sp.Float(epsilon, 30), newton_steps))
+
+
 def deflation_threshold(gap: float) -> float:
-    """The largest norm error $\\epsilon$ with $\\lambda_1((1+\\epsilon)^4 - 1) < \\lambda_2$: $(1 + g)^{1/4} - 1$, $g = \\lambda_2/\\lambda_1$."""
+    r"""The largest norm error $\epsilon$ with $\lambda_1((1+\epsilon)^4 - 1) < \lambda_2$: $(1 + g)^{1/4} - 1$, $g = \lambda_2/\lambda_1$."""
     return (1.0 + gap) ** 0.25 - 1.0
 
 

@@ -1,41 +1,42 @@
-"""Error bounds of the cubic tensor power iteration transformer (:mod:`constructions.tensor`,
-:mod:`constructions.tensor_gmm`).
+r"""Error bounds of the cubic tensor power iteration transformer (:mod:`tfconstruct.constructions.tensor`,
+:mod:`tfconstruct.constructions.tensor`).
 
-Setting: the transformer computes $v_{t+1} = \\hat\\phi_M(r_t)\\,u_t$ with $u_t = T_j(I, v_t, v_t)$ exact,
-$r_t = \\lVert u_t\\rVert^2$ and $\\hat\\phi_M > 0$ the hinge interpolant of $r^{-1/2}$ on $M$ geometric intervals of
-$[a, b]$; $N$ Newton steps $v \\leftarrow (\\tfrac32 - \\tfrac12\\lVert v\\rVert^2) v$ precede each read-out
-$\\hat\\lambda_j = T_j(\\hat v, \\hat v, \\hat v)$; then $\\hat\\pi_j = \\hat\\lambda_j^{-2}$ and
-$\\hat\\mu_j = \\hat\\lambda_j B\\hat v_j$.
+Setting: the transformer computes $v_{t+1} = \hat\phi_M(r_t)\,u_t$ with $u_t = T_j(I, v_t, v_t)$ exact,
+$r_t = \lVert u_t\rVert^2$ and $\hat\phi_M > 0$ the hinge interpolant of $r^{-1/2}$ on $M$ geometric intervals of
+$[a, b]$; $N$ Newton steps $v \leftarrow (\tfrac32 - \tfrac12\lVert v\rVert^2) v$ precede each read-out
+$\hat\lambda_j = T_j(\hat v, \hat v, \hat v)$; then $\hat\pi_j = \hat\lambda_j^{-2}$ and
+$\hat\mu_j = \hat\lambda_j B\hat v_j$.
 
-**Direction (depth).** $T(I, \\cdot, \\cdot)$ is homogeneous of degree 2 and $\\hat\\phi_M > 0$, so
-$v_t \\parallel$ the exact iterate: for component 0 the direction equals the reference's to round-off, and
+**Direction (depth).** $T(I, \cdot, \cdot)$ is homogeneous of degree 2 and $\hat\phi_M > 0$, so
+$v_t \parallel$ the exact iterate: for component 0 the direction equals the reference's to round-off, and
 the quadratic convergence on an odeco tensor is the algorithm's own
-(:data:`theory.propagation.TENSOR_POWER_DEPTH`; exact $\\tan\\theta_t$ from
-:func:`theory.propagation.tensor_power_tan`).
+(:data:`tfconstruct.theory.propagation.TENSOR_POWER_DEPTH`; exact $\tan\theta_t$ from
+:func:`tfconstruct.theory.propagation.tensor_power_tan`).
 
-**Norm (width).** $\\lVert v_{t+1}\\rVert = \\sqrt{r_t}\\,\\hat\\phi_M(r_t)$, so $|\\lVert v\\rVert - 1| \\le \\delta_M$,
-the relative error of the interpolant (:data:`theory.interpolation.INV_SQRT_RELATIVE`), whenever every
-$r_t \\in [a, b]$; it does not accumulate. After $N$ Newton steps, $\\delta = \\nu^N(\\delta_M)$ with
-$\\nu(e) = e^2(3+e)/2$ (:func:`theory.propagation.newton_norm_error`).
+**Norm (width).** $\lVert v_{t+1}\rVert = \sqrt{r_t}\,\hat\phi_M(r_t)$, so $|\lVert v\rVert - 1| \le \delta_M$,
+the relative error of the interpolant (:data:`tfconstruct.theory.interpolation.INV_SQRT_RELATIVE`), whenever every
+$r_t \in [a, b]$; it does not accumulate. After $N$ Newton steps, $\delta = \nu^N(\delta_M)$ with
+$\nu(e) = e^2(3+e)/2$ (:func:`tfconstruct.theory.propagation.newton_norm_error`).
 
-**Read-out (exact direction).** With $\\hat v = s\\,v$, $s = \\lVert\\hat v\\rVert \\in [1-\\delta, 1+\\delta]$ and $v$ the
-reference's unit vector: $\\hat\\lambda = s^3\\lambda$, $\\hat\\pi = \\hat\\lambda^{-2} = s^{-6}\\pi$,
-$\\hat\\mu = \\hat\\lambda B\\hat v = s^4\\mu$. Hence, **rigorously** (these are identities in $s$):
-$|\\hat\\lambda/\\lambda - 1| \\le (1+\\delta)^3 - 1$, $|\\hat\\pi/\\pi - 1| \\le (1-\\delta)^{-6} - 1$,
-normalised weights within $((1+\\delta)/(1-\\delta))^6 - 1$, and $\\lVert\\hat\\mu - \\mu\\rVert/\\lVert\\mu\\rVert \\le (1+\\delta)^4 - 1$.
-Leading orders $3\\delta$, $6\\delta$, $12\\delta$ and $4\\delta$.
+**Read-out (exact direction).** With $\hat v = s\,v$, $s = \lVert\hat v\rVert \in [1-\delta, 1+\delta]$ and $v$ the
+reference's unit vector: $\hat\lambda = s^3\lambda$, $\hat\pi = \hat\lambda^{-2} = s^{-6}\pi$,
+$\hat\mu = \hat\lambda B\hat v = s^4\mu$. Hence, **rigorously** (these are identities in $s$):
+$|\hat\lambda/\lambda - 1| \le (1+\delta)^3 - 1$, $|\hat\pi/\pi - 1| \le (1-\delta)^{-6} - 1$,
+normalised weights within $((1+\delta)/(1-\delta))^6 - 1$, and
+$\lVert\hat\mu - \mu\rVert/\lVert\mu\rVert \le (1+\delta)^4 - 1$.
+Leading orders $3\delta$, $6\delta$, $12\delta$ and $4\delta$.
 These hold for component 0 always, and for every component of an odeco tensor once the iterates have
 converged (the deflation residual below is then orthogonal to the later components).
 
-**Deflation leak (first order).** Later components are deflated with $\\hat\\lambda_p \\hat v_p^{\\otimes 3}
-= s_p^6 \\lambda_p v_p^{\\otimes 3}$, so $T_j$ carries the residual $E = -\\sum_{p<j}\\varepsilon_p\\lambda_p v_p^{\\otimes 3}$,
-$|\\varepsilon_p| \\le \\varepsilon = (1+\\delta)^6 - 1$. At a fixed point $v_j$ of a near-odeco $T_j$ the map
-$v \\mapsto T_j(I, v, v)/\\lambda_j$ has Jacobian $\\approx 0$ on $v_j^\\perp$, so to first order the fixed point
-moves by $\\lVert P_\\perp E(I, v_j, v_j)\\rVert/\\lambda_j \\le (K-1)\\,\\varepsilon\\,\\Lambda\\,\\omega^2$, with
-$\\Lambda = \\lambda_{\\max}/\\lambda_{\\min}$ and $\\omega = \\max_{p\\ne j}|v_p\\cdot v_j|$ (the reference's components;
-$\\omega = 0$ for odeco). Through $B$ this moves $\\mu_j$ by at most $\\kappa_B$ times that, relative
-($\\kappa_B = \\sqrt{\\Lambda_{M_2,1}/\\Lambda_{M_2,K}}$ the condition number of $B$). The eigenvalue moves by
-$E(v_j, v_j, v_j)/\\lambda_j \\le (K-1)\\varepsilon\\Lambda\\omega^3$. The bounds below double these first-order terms
+**Deflation leak (first order).** Later components are deflated with $\hat\lambda_p \hat v_p^{\otimes 3}
+= s_p^6 \lambda_p v_p^{\otimes 3}$, so $T_j$ carries the residual $E = -\sum_{p<j}\varepsilon_p\lambda_p v_p^{\otimes 3}$,
+$|\varepsilon_p| \le \varepsilon = (1+\delta)^6 - 1$. At a fixed point $v_j$ of a near-odeco $T_j$ the map
+$v \mapsto T_j(I, v, v)/\lambda_j$ has Jacobian $\approx 0$ on $v_j^\perp$, so to first order the fixed point
+moves by $\lVert P_\perp E(I, v_j, v_j)\rVert/\lambda_j \le (K-1)\,\varepsilon\,\Lambda\,\omega^2$, with
+$\Lambda = \lambda_{\max}/\lambda_{\min}$ and $\omega = \max_{p\ne j}|v_p\cdot v_j|$ (the reference's components;
+$\omega = 0$ for odeco). Through $B$ this moves $\mu_j$ by at most $\kappa_B$ times that, relative
+($\kappa_B = \sqrt{\Lambda_{M_2,1}/\Lambda_{M_2,K}}$ the condition number of $B$). The eigenvalue moves by
+$E(v_j, v_j, v_j)/\lambda_j \le (K-1)\varepsilon\Lambda\omega^3$. The bounds below double these first-order terms
 (the safety factor covers the neglected Jacobian and second-order terms).
 """
 
@@ -44,13 +45,13 @@ from __future__ import annotations
 import sympy as sp
 
 from .bound import Bound
-from .interpolation import INV_SQRT_RELATIVE
-from .propagation import TENSOR_POWER_DEPTH, newton_norm_error, tensor_power_tan
+from .power import readout_norm_error as readout_norm_error
+from .propagation import TENSOR_POWER_DEPTH, tensor_power_tan
 
 delta, kappa_B, spread, omega, K = sp.symbols("delta kappa_B Lambda omega K", positive=True)
 eig_error = sp.Symbol("epsilon_lambda", positive=True)
 
-#: Quadratic convergence on odeco tensors (generic form, registered in :mod:`theory.propagation`).
+#: Quadratic convergence on odeco tensors (generic form, registered in :mod:`tfconstruct.theory.propagation`).
 QUADRATIC_CONVERGENCE = TENSOR_POWER_DEPTH
 exact_tangent = tensor_power_tan
 
@@ -58,34 +59,12 @@ exact_tangent = tensor_power_tan
 DEFLATION_RESIDUAL = (1 + delta) ** 6 - 1
 
 
-def readout_norm_error(width: int, low: float, high: float, newton_steps: int = 0) -> float:
-    """$\\delta = \\nu^N(\\delta_M)$: the norm error at read-out for $M$ = ``width`` intervals on $[a, b]$."""
-    delta_m = INV_SQRT_RELATIVE(M=width, a=low, b=high)
-    return float(newton_norm_error(sp.Float(delta_m, 30), newton_steps))
-
-
-NORM_WIDTH = Bound(
-    name="tensor_norm_width",
-    quantity=r"\big|\|v_{t+1}\| - 1\big|",
-    expression=INV_SQRT_RELATIVE.expression,
-    assumptions="every r_t = ||T_j(I, v_t, v_t)||^2 in [a, b]; hinge 1/sqrt MLP with M geometric intervals on [a, b]",
-    rate=INV_SQRT_RELATIVE.rate,
-)
-
-NEWTON_NORM = Bound(
-    name="tensor_newton_norm",
-    quantity=r"\big|\|(\tfrac32 - \tfrac12\|v\|^2) v\| - 1\big|",
-    expression=newton_norm_error(delta, 1),
-    assumptions="| ||v|| - 1 | <= delta (exact identity e' = -e^2 (3 + e) / 2)",
-    rate=sp.Rational(3, 2) * delta**2,
-)
-
 EIGENVALUE = Bound(
     name="tensor_eigenvalue",
     quantity=r"|\hat\lambda_j / \lambda_j - 1|",
     expression=(1 + delta) ** 3 - 1,
     assumptions="read-out norm error |s - 1| <= delta and exact direction (component 0; every component of a "
-                "converged odeco decomposition); lambda_j = the reference's T_j(v, v, v)",
+    "converged odeco decomposition); lambda_j = the reference's T_j(v, v, v)",
     rate=3 * delta,
 )
 
@@ -110,7 +89,7 @@ WEIGHT_FROM_EIGENVALUES = Bound(
     quantity=r"|\hat\pi_j / \pi_j - 1|,\ \pi_j = \lambda_j^{-2} / \sum_l \lambda_l^{-2}",
     expression=((1 + eig_error) / (1 - eig_error)) ** 2 - 1,
     assumptions="every |hat lambda_l / lambda_l - 1| <= epsilon_lambda < 1 (e.g. tensor_eigenvalue_deflated): "
-                "hat pi_j / pi_j = (lambda_j / hat lambda_j)^2 / sum_l pi_l (lambda_l / hat lambda_l)^2",
+    "hat pi_j / pi_j = (lambda_j / hat lambda_j)^2 / sum_l pi_l (lambda_l / hat lambda_l)^2",
     rate=4 * eig_error,
 )
 
@@ -127,7 +106,7 @@ EIGENVALUE_DEFLATED = Bound(
     quantity=r"|\hat\lambda_j / \lambda_j - 1|",
     expression=(1 + delta) ** 3 - 1 + 2 * (K - 1) * spread * omega**3 * DEFLATION_RESIDUAL,
     assumptions="first order in the deflation residual (factor 2 safety): converged iterates of a near-odeco T, "
-                "Lambda = lambda_max / lambda_min, omega = max_{p != j} |v_p . v_j| of the reference",
+    "Lambda = lambda_max / lambda_min, omega = max_{p != j} |v_p . v_j| of the reference",
     rate=3 * delta,
 )
 
@@ -140,8 +119,6 @@ MEAN_DEFLATED = Bound(
 )
 
 BOUNDS = [
-    NORM_WIDTH,
-    NEWTON_NORM,
     EIGENVALUE,
     WEIGHT,
     WEIGHT_NORMALISED,

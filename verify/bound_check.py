@@ -1,14 +1,14 @@
-"""Measured error against a proved bound: pass with a slack, or fail loudly with the instance.
+r"""Measured error against a proved bound: pass with a slack, or fail loudly with the instance.
 
-A bound from :mod:`theory` is a claim ``measured <= bound(values)`` for every instance
+A bound from :mod:`tfconstruct.theory` is a claim ``measured <= bound(values)`` for every instance
 inside the theorem's assumptions. :func:`check_bound` evaluates the bound at the instance's
 symbol values, compares, and raises :class:`BoundViolation` (an ``AssertionError``, so
 pytest and hypothesis report it as a failure and shrink the instance) with everything needed
 to reproduce it: the bound's name and LaTeX, both numbers and the full instance. A violated
 bound means the proof (or the construction) is wrong.
 
-The slack $\\text{bound}/\\text{measured}$ says how tight the bound is: $\\ge 1$ always,
-close to 1 for a sharp bound ($\\infty$ when the measured error is exactly 0).
+The slack $\text{bound}/\text{measured}$ says how tight the bound is: $\ge 1$ always,
+close to 1 for a sharp bound ($\infty$ when the measured error is exactly 0).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from theory.bound import Bound
+from tfconstruct.theory.bound import Bound
 
 
 @dataclass(frozen=True)

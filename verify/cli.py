@@ -1,5 +1,5 @@
 """Command-line interface: ``tfconstruct report`` runs the main job; ``bounds`` prints the theory;
-``docs`` regenerates the tutorials; ``sweep`` runs a resumable study (:mod:`verify.construction_sweeps`)."""
+``docs`` regenerates the tutorials; ``sweep`` runs a resumable study (:mod:`tfconstruct.verify.study`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .construction_sweeps import add_arguments as add_sweep_arguments
-from .construction_sweeps import run as run_sweep
-from .report import ReportContext, run_report
+from tfconstruct.theory.latex import format_latex, format_text
+from tfconstruct.theory.registry import all_bounds, get
+
+from .families import FAMILIES, sweep_commands, tutorials
+from .report import run_report, select_families
+from .results import ReportContext
+from .study import add_arguments as add_sweep_arguments
+from .study import run as run_sweep
+from .tutorial import generate_tutorials
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,26 +26,34 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--quick", action="store_true", help="smaller sweeps (for smoke tests)")
     report.add_argument("--device", default="cpu", help="torch device for the constructions (cpu or cuda)")
     report.add_argument("--seed", type=int, default=0)
-    report.add_argument("--only", nargs="*", help="run only these sections (module names)")
+    report.add_argument(
+        "--only",
+        nargs="*",
+        metavar="FAMILY",
+        help=f"run only these families' sections ({', '.join(f.name for f in FAMILIES)})",
+    )
     bounds = commands.add_parser("bounds", help="print every registered error bound (plain text or LaTeX)")
     bounds.add_argument("--latex", action="store_true", help="print a LaTeX fragment instead of plain text")
     bounds.add_argument("--name", action="append", help="print only this bound (repeatable)")
     docs = commands.add_parser("docs", help="regenerate the tutorials (one per construction) from the code")
     docs.add_argument("--out", type=Path, default=Path("docs"), help="output folder (default: ./docs)")
     sweep = commands.add_parser("sweep", help="run a resumable sweep (tidy CSV/JSON + plots)")
-    add_sweep_arguments(sweep)
+    studies = sweep_commands()
+    add_sweep_arguments(sweep, studies)
     args = parser.parse_args(argv)
     if args.command == "sweep":
-        return run_sweep(args, sweep)
+        return run_sweep(args, sweep, studies)
     if args.command == "docs":
-        from .tutorial import generate_tutorials
-
-        for path in generate_tutorials(args.out):
+        for path in generate_tutorials(args.out, tutorials()):
             print(f"wrote {path}")
         return 0
     if args.command == "bounds":
         return _print_bounds(args.name, args.latex)
     if args.command == "report":
+        try:
+            select_families(args.only)
+        except ValueError as err:
+            report.error(str(err))
         ok = run_report(ReportContext(args.out, quick=args.quick, device=args.device, seed=args.seed), args.only)
         print(f"report written to {args.out / 'report.md'}; {'all checks pass' if ok else 'SOME CHECKS FAILED'}")
         return 0 if ok else 1
@@ -47,9 +61,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_bounds(names: list[str] | None, latex: bool) -> int:
-    from theory.latex import format_latex, format_text
-    from theory.registry import all_bounds, get
-
     try:
         selected = [get(name) for name in names] if names else all_bounds()
     except KeyError as err:

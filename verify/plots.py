@@ -1,12 +1,12 @@
-"""Error-vs-depth, error-vs-width and weight heat-map figures (PNG, Agg backend).
+r"""Error-vs-depth, error-vs-width and weight heat-map figures (PNG, Agg backend).
 
-Conventions (anchors §5):
+Conventions (those of numerical-analysis rate tests and of the constructive-transformer papers' plots):
 
 * **depth** (number of emulated algorithm steps): semilog-y against $L$; the fitted slope
-  is $p = \\log\\rho$ per layer from $\\log e_L \\approx p L + c$; reference curves such as
-  $(\\lambda_2/\\lambda_1)^L$ are dashed.
+  is $p = \log\rho$ per layer from $\log e_L \approx p L + c$; reference curves such as
+  $(\lambda_2/\lambda_1)^L$ are dashed.
 * **width** (MLP hinges, heads, ...): log-log; the fitted slope is the order $p$ in
-  $e \\approx C w^{p}$; theory bounds are dashed in the colour of their measurement and an
+  $e \approx C w^{p}$; theory bounds are dashed in the colour of their measurement and an
   optional reference line shows the slope the theorem predicts.
 * every curve is the **median over seeds** with a **min-max band**; the float64 floor is a
   dotted horizontal line, so flattening at round-off is not mistaken for a failed rate.
@@ -32,6 +32,8 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from tfconstruct.constructions.model import Transformer  # noqa: E402
 
 from .rates import fit_slope  # noqa: E402
 
@@ -86,7 +88,7 @@ def plot_error_vs_depth(
     xlabel: str = "depth $L$",
     fit_from: float | None = None,
 ) -> dict[str, float]:
-    """Semilog-y error against depth; returns each curve's fitted slope $\\log\\rho$ per layer.
+    r"""Semilog-y error against depth; returns each curve's fitted slope $\log\rho$ per layer.
 
     Args:
         path: PNG file to write (parent folders are created).
@@ -189,8 +191,17 @@ def _plot_errors(
     ax.grid(True, which="major", linewidth=0.4, alpha=0.6)
     ax.tick_params(direction="in", which="both")
     ax.legend(fontsize=7, loc="best")
-    ax.annotate("line: median over seeds; band: min-max", xy=(0.0, 0.0), xycoords="axes fraction",
-                xytext=(0, -40), textcoords="offset points", ha="left", va="top", fontsize=6, color="dimgray")
+    ax.annotate(
+        "line: median over seeds; band: min-max",
+        xy=(0.0, 0.0),
+        xycoords="axes fraction",
+        xytext=(0, -40),
+        textcoords="offset points",
+        ha="left",
+        va="top",
+        fontsize=6,
+        color="dimgray",
+    )
     _save(fig, path)
     return slopes
 
@@ -246,9 +257,9 @@ def _colour_cycle():
 
 
 def weight_heatmap(
-    path: str | Path, model, layer_index: int, *, dpi: int = DPI
+    path: str | Path, model: Transformer, hook: str, *, dpi: int = DPI
 ) -> dict[str, tuple[list[str], list[str]]]:
-    """Heat-map of one sublayer's weights with the named subspaces on the axes.
+    """Heat-map of the weights of the sublayer called ``hook`` with the named subspaces on the axes.
 
     An attention sublayer shows each head's $W_{QK}$ (query coordinate x key coordinate) and
     $W_{OV}$ (read coordinate x written coordinate); an MLP shows $W_{in}$ (residual coordinate
@@ -259,10 +270,7 @@ def weight_heatmap(
     Returns:
         panel title -> (row labels, column labels), one label per matrix row/column.
     """
-    layers = model.layers
-    if not -len(layers) <= layer_index < len(layers):
-        raise ValueError(f"layer_index must be in [0, {len(layers)}), got {layer_index}")
-    layer = layers[layer_index]
+    layer = model[hook]
     layout = model.layout
     coordinates = layout.labels()
     stream_edges = [s.start for s in layout][1:]
@@ -270,17 +278,57 @@ def weight_heatmap(
     if layer.kind == "attention":
         for m, head in enumerate(layer.heads):
             name = head.label or f"head {m}"
-            panels.append((f"{name}: $W_{{QK}}$ ({head.scoring})", _numpy(head.qk.matrix), coordinates, coordinates,
-                           stream_edges, stream_edges, "query token", "key token"))
-            panels.append((f"{name}: $W_{{OV}}$", _numpy(head.ov.matrix), coordinates, coordinates,
-                           stream_edges, stream_edges, "read from", "written to"))
+            panels.append(
+                (
+                    f"{name}: $W_{{QK}}$ ({head.scoring})",
+                    _numpy(head.qk.matrix),
+                    coordinates,
+                    coordinates,
+                    stream_edges,
+                    stream_edges,
+                    "query token",
+                    "key token",
+                )
+            )
+            panels.append(
+                (
+                    f"{name}: $W_{{OV}}$",
+                    _numpy(head.ov.matrix),
+                    coordinates,
+                    coordinates,
+                    stream_edges,
+                    stream_edges,
+                    "read from",
+                    "written to",
+                )
+            )
     else:
         units = hidden_unit_labels(layer)
         unit_edges = [g.start for g in layer.groups][1:]
-        panels.append(("$W_{in}$", _numpy(layer.w_in), coordinates, units, stream_edges, unit_edges,
-                       "residual coordinate (read)", "hidden unit"))
-        panels.append(("$W_{out}$", _numpy(layer.w_out), units, coordinates, unit_edges, stream_edges,
-                       "hidden unit", "residual coordinate (written)"))
+        panels.append(
+            (
+                "$W_{in}$",
+                _numpy(layer.w_in),
+                coordinates,
+                units,
+                stream_edges,
+                unit_edges,
+                "residual coordinate (read)",
+                "hidden unit",
+            )
+        )
+        panels.append(
+            (
+                "$W_{out}$",
+                _numpy(layer.w_out),
+                units,
+                coordinates,
+                unit_edges,
+                stream_edges,
+                "hidden unit",
+                "residual coordinate (written)",
+            )
+        )
 
     columns = 2
     rows = len(panels) // columns
@@ -294,7 +342,7 @@ def weight_heatmap(
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_xlabel(xlabel, fontsize=8)
         result[title] = (list(row_labels), list(col_labels))
-    fig.suptitle(f"sublayer {layer_index}: {layer.kind} {layer.label!r}", fontsize=10)
+    fig.suptitle(f"{hook} ({layer.kind})", fontsize=10)
     _save(fig, path, tight=True, dpi=dpi)
     return result
 
@@ -307,12 +355,24 @@ def hidden_unit_labels(mlp) -> list[str]:
     return labels
 
 
-def _draw_matrix(fig: Figure, ax: Axes, matrix: np.ndarray, row_labels: list[str], col_labels: list[str],
-                 row_edges: list[int], col_edges: list[int]) -> None:
+def _draw_matrix(
+    fig: Figure,
+    ax: Axes,
+    matrix: np.ndarray,
+    row_labels: list[str],
+    col_labels: list[str],
+    row_edges: list[int],
+    col_edges: list[int],
+) -> None:
     finite = np.abs(matrix[np.isfinite(matrix)])
     limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    image = ax.imshow(matrix, cmap="RdBu_r", norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit),
-                      aspect="auto", interpolation="nearest")
+    image = ax.imshow(
+        matrix,
+        cmap="RdBu_r",
+        norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit),
+        aspect="auto",
+        interpolation="nearest",
+    )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
     for edge in row_edges:
         ax.axhline(edge - 0.5, color="black", linewidth=0.5, alpha=0.6)

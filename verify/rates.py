@@ -1,8 +1,8 @@
-"""Observed convergence rates: least-squares slopes in log-log or semilog space.
+r"""Observed convergence rates: least-squares slopes in log-log or semilog space.
 
 The numerical-analysis convention (firedrake's rate tests): assert the observed
-order, not only a final error. ``fit_slope`` fits $\\log e = p \\log w + c$
-(``loglog``) or $\\log e = p\\,L + c$ (``semilog``, $p = \\log\\rho$ per step).
+order, not only a final error. ``fit_slope`` fits $\log e = p \log w + c$
+(``loglog``) or $\log e = p\,L + c$ (``semilog``, $p = \log\rho$ per step).
 """
 
 from __future__ import annotations

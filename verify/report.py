@@ -1,80 +1,47 @@
 """The main job: build every construction, verify it, write plots and a Markdown + JSON report.
 
-Sections are modules in :mod:`verify.sections`; each defines ``TITLE``, ``ORDER`` and
-``run(context) -> SectionResult``. They are discovered, so adding a construction
-means adding one module.
+One section per registered family (:mod:`tfconstruct.verify.families`), in the families' order; a section is
+the family's ``section(context) -> SectionResult``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 
-from . import sections as sections_package
+from .families import FAMILIES
+from .family import Family
+from .results import ReportContext, SectionResult
+from .tutorial import tutorial_section
 
 
-@dataclass
-class Check:
-    """One verified claim: ``passed`` is whether ``measured`` met ``requirement``."""
+def select_families(only: list[str] | None = None) -> list[Family]:
+    """The families to report on: all, or those named in ``only``.
 
-    name: str
-    passed: bool
-    measured: str
-    requirement: str
-
-
-@dataclass
-class SectionResult:
-    markdown: str
-    figures: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-    checks: list[Check] = field(default_factory=list)
-
-
-@dataclass
-class ReportContext:
-    """What a section may use: where to write, how big to make the study, on which device."""
-
-    out_dir: Path
-    quick: bool = False
-    device: str = "cpu"
-    seed: int = 0
-
-    def figure_path(self, name: str) -> Path:
-        path = self.out_dir / "figures" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-
-def discover_sections(only: list[str] | None = None) -> list[ModuleType]:
-    modules = [
-        importlib.import_module(f"{sections_package.__name__}.{info.name}")
-        for info in pkgutil.iter_modules(sections_package.__path__)
-    ]
-    modules = [m for m in modules if hasattr(m, "run")]
-    for module in modules:
-        if not isinstance(getattr(module, "ORDER", None), int) or not isinstance(getattr(module, "TITLE", None), str):
-            raise TypeError(f"report section {module.__name__} must define ORDER: int and TITLE: str")
-    if only:
-        known = {m.__name__.rsplit(".", 1)[-1] for m in modules}
-        unknown = set(only) - known
-        if unknown:
-            raise ValueError(f"unknown report section(s) {sorted(unknown)}; available: {sorted(known)}")
-        modules = [m for m in modules if m.__name__.rsplit(".", 1)[-1] in only]
-    return sorted(modules, key=lambda m: m.ORDER)
+    Raises:
+        ValueError: naming the unknown names and the available ones.
+    """
+    if not only:
+        return list(FAMILIES)
+    known = [family.name for family in FAMILIES]
+    unknown = sorted(set(only) - set(known))
+    if unknown:
+        raise ValueError(f"unknown report section(s) {unknown}; available: {known}")
+    return [family for family in FAMILIES if family.name in only]
 
 
 def run_report(context: ReportContext, only: list[str] | None = None) -> bool:
     """Run the sections, write ``report.md`` and ``report.json``; return whether every check passed."""
+    families = select_families(only)
+    examples = {key: factory for family in families for key, factory in family.tutorials.items()}
+    sections = [(family.name, family.title, family.section) for family in families]
+    if examples:
+        sections.append(("tutorials", "Tutorials", lambda context: tutorial_section(context, examples)))
     context.out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(context.seed)
     lines = [
@@ -87,29 +54,31 @@ def run_report(context: ReportContext, only: list[str] | None = None) -> bool:
     summary: list[str] = []
     payload: dict[str, Any] = {"device": context.device, "quick": context.quick, "seed": context.seed, "sections": {}}
     all_passed = True
-    for module in discover_sections(only):
-        key = module.__name__.rsplit(".", 1)[-1]
+    for key, title, section in sections:
         started = time.perf_counter()
-        print(f"[report] {module.TITLE} ...", flush=True)
-        result: SectionResult = module.run(context)
+        print(f"[report] {title} ...", flush=True)
+        result: SectionResult = section(context)
         seconds = time.perf_counter() - started
         passed = all(c.passed for c in result.checks)
         all_passed &= passed
-        summary.append(f"| {module.TITLE} | {sum(c.passed for c in result.checks)}/{len(result.checks)} | {seconds:.1f} s |")
-        lines += [f"## {module.TITLE}", "", result.markdown.strip(), ""]
+        summary.append(f"| {title} | {sum(c.passed for c in result.checks)}/{len(result.checks)} | {seconds:.1f} s |")
+        lines += [f"## {title}", "", result.markdown.strip(), ""]
         if result.checks:
             lines += ["| check | measured | requirement | result |", "|---|---|---|---|"]
-            lines += [f"| {c.name} | {c.measured} | {c.requirement} | {'pass' if c.passed else '**FAIL**'} |" for c in result.checks]
+            lines += [
+                f"| {c.name} | {c.measured} | {c.requirement} | {'pass' if c.passed else '**FAIL**'} |"
+                for c in result.checks
+            ]
             lines.append("")
-        for figure in result.figures:
-            lines += [f"![{Path(figure).stem}]({Path(figure).relative_to(context.out_dir).as_posix()})", ""]
+        for figure in map(Path, result.figures):
+            lines += [f"![{figure.stem}]({figure.relative_to(context.out_dir).as_posix()})", ""]
         payload["sections"][key] = {
-            "title": module.TITLE,
+            "title": title,
             "seconds": seconds,
             "data": result.data,
             "checks": [c.__dict__ for c in result.checks],
         }
-        print(f"[report] {module.TITLE}: {'all checks pass' if passed else 'CHECK FAILED'} ({seconds:.1f} s)", flush=True)
+        print(f"[report] {title}: {'all checks pass' if passed else 'CHECK FAILED'} ({seconds:.1f} s)", flush=True)
     header = ["## Summary", "", "| section | checks passed | time |", "|---|---|---|", *summary, ""]
     lines[4:4] = header
     (context.out_dir / "report.md").write_text("\n".join(lines))

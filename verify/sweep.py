@@ -268,9 +268,14 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def pivot(
-    rows: Sequence[Mapping[str, Any]], x: str, metric: str, group: str | None = None, where: Mapping[str, Any] | None = None
+    rows: Sequence[Mapping[str, Any]],
+    x: str,
+    metric: str,
+    group: str | None = None,
+    where: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Arrays for :mod:`verify.plots`: sorted ``x`` values and, per ``group`` value, ``(replicates, len(x))``.
+    """Arrays for :mod:`tfconstruct.verify.plots`: sorted ``x`` values and, per ``group`` value, ``(replicates,
+    len(x))``.
 
     ``where`` keeps only rows whose columns equal the given values. Missing cells are NaN.
     """

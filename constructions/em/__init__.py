@@ -1,0 +1,4 @@
+"""EM for isotropic Gaussian mixtures (soft EM and Lloyd) over data tokens and centroid tokens."""
+
+from .construction import EMConstruction as EMConstruction
+from .construction import EMReadout as EMReadout

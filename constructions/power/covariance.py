@@ -1,0 +1,216 @@
+r"""Power iteration on the second-moment matrix of data tokens: top-$k$ PCA as a hand-built transformer.
+
+:class:`DataCovariance` is the order-2 :class:`~tfconstruct.constructions.power.engine.Contraction`
+$T(I, v) = \hat\Sigma v = \frac1n\sum_j \langle v, x_j\rangle x_j$, $\hat\Sigma = \frac1n X^\top X$: one attention
+layer whose heads score $\pm\langle v_i, x_j\rangle$ and carry $\pm x_j \to u$ (a ReLU head adds
+$\frac1n\sum_j\sigma(s_{ij})W_{OV}h_j$, and $\sigma(s) - \sigma(-s) = s$), or one linear head. With ``centre`` a
+first layer subtracts the token mean from $x$ (score $\langle\mathrm{one}_i, \mathrm{one}_j\rangle = 1$, value
+$-x_j$), so $\hat\Sigma$ is the sample covariance; it acts once on token-local data, so it is exact up to one
+rounding. :class:`PowerIteration` runs the engine over it: one power step is the contraction layer and 2
+attention + 2 MLP sublayers, so $R(3J + 2N + 2)$ attention sublayers (+1 when centring), at most $2R$ heads per
+layer (ReLU; $R$ linear), MLP width $\max(M + 2, 6d + 4)$.
+
+**Choosing $[a, b]$.** The normaliser sees $s_t = \lVert\hat\Sigma_l v_t\rVert^2$. Since
+$\lVert Av\rVert^2 = \langle A^2 v, v\rangle \le \lVert A^2 v\rVert\lVert v\rVert$ for symmetric $A$, the ratio
+$\lVert\hat\Sigma_l v_t\rVert/\lVert v_t\rVert$ never decreases along the iteration, and it is at most
+$\lambda_1 \le \lVert\hat\Sigma\rVert_F$. :func:`default_domain` therefore takes
+$b = (1.25\,\lVert\hat\Sigma\rVert_F)^2$ (norms up to 25% high) and $a = (0.75\,\lVert\hat\Sigma\rVert_F / r)^2$
+for a dynamic range $r$ (default 100): every eigenvalue $\lambda_l \ge \lVert\hat\Sigma\rVert_F/r$ has its late
+iterates inside $[a, b]$. An early $s_t < a$ (a seed nearly orthogonal to the remaining spectrum) only makes
+$\lVert v_{t+1}\rVert < 1$; the norm grows back at rate $\lambda_l/\sqrt a$.
+:meth:`~tfconstruct.constructions.power.engine.DeflatedPowerIteration.trajectory` records every $s_t$ so the
+assumption can be checked.
+
+**Width and round-off.** At a fixed norm $n = 1 + e$ the norm map $n \mapsto \lambda n\,\hat\phi(\lambda^2 n^2)$
+has slope $1 + 2 s\hat\phi'(s)/\hat\phi(s)$, which on a knot interval of ratio $\rho = (b/a)^{1/M}$ reaches $-1$
+at the interval's right end when $\rho = \varphi^2 = (3+\sqrt5)/2 \approx 2.618$. Coarser hinges keep the norm
+within $\delta_M$ and the direction exact, but the norm map expands round-off (and the per-token copies of the
+norm drift apart inside that band); :func:`stable_width` is the smallest $M$ with $\rho \le \varphi^2$.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Unpack
+
+import numpy as np
+import torch
+
+from ..attention import AttentionHead, MultiHeadAttention
+from ..checks import as_batch, integer_in
+from ..construction import TutorialExample
+from ..gadgets import EXACT_SCORINGS, ExactScoring, NormalisationDomain, signed_heads
+from ..residual import DEFAULT_DTYPE, ResidualLayout
+from ..weights import Bilinear, LinearMap
+from .engine import EngineOptions, NamedLayers, PowerConstruction
+
+DEFAULT_DOMAIN = NormalisationDomain(1e-2, 1e2)
+DEFAULT_OPTIONS = EngineOptions(components=1, iterations=40, width=32, domain=DEFAULT_DOMAIN)
+
+
+class DataCovariance:
+    r"""$T(I, v) = \hat\Sigma v$ from $n$ data tokens holding $x_j$ in the subspace ``x`` (order 2)."""
+
+    order = 2
+    scratch: tuple[str, ...] = ()
+    scorings = EXACT_SCORINGS
+    norm_tolerance = math.inf
+
+    def __init__(self, dim: int, *, centre: bool = False):
+        self.dim = integer_in("dim", dim, 1)
+        self.centre = bool(centre)
+
+    def blocks(self, components: int) -> list[tuple[str, int]]:
+        return [("x", self.dim)]
+
+    def contraction_heads(self, layout: ResidualLayout, scoring: ExactScoring) -> list[list[AttentionHead]]:
+        return [
+            signed_heads(layout, "Sigma v", lambda q, s: q.add("v", "x", s), lambda o, s: o.add("x", "u", s), scoring)
+        ]
+
+    def prefix_layers(self, layout: ResidualLayout, scoring: ExactScoring) -> NamedLayers:
+        if not self.centre:
+            return []
+        head = AttentionHead(
+            Bilinear(layout).add("one", "one"), LinearMap(layout).add("x", "x", -1.0), scoring, "x - mean x"
+        )
+        return [("centre", MultiHeadAttention([head], label="centre"))]
+
+    def final_layers(self, layout: ResidualLayout, components: int, scoring: ExactScoring) -> NamedLayers:
+        return []
+
+
+def second_moment_norm(X: torch.Tensor, *, centre: bool = False) -> torch.Tensor:
+    r"""$\lVert\hat\Sigma\rVert_F$ per instance, $\hat\Sigma = \frac1n X^\top X$ (of the centred data with ``centre``)."""
+    X = as_batch("X", X, 3)
+    if centre:
+        X = X - X.mean(dim=-2, keepdim=True)
+    return torch.linalg.matrix_norm(X.transpose(-1, -2) @ X / X.shape[-2])
+
+
+def default_domain(X: torch.Tensor, *, centre: bool = False, dynamic_range: float = 100.0) -> NormalisationDomain:
+    r"""$[a, b] = [(0.75 F / r)^2, (1.25 F)^2]$ with $F = \max \lVert\hat\Sigma\rVert_F$ over the batch (module
+    docstring).
+
+    Raises:
+        ValueError: if every instance has $\hat\Sigma = 0$, or ``dynamic_range`` is not > 1.
+    """
+    if not (math.isfinite(dynamic_range) and dynamic_range > 1):
+        raise ValueError(f"dynamic_range must be finite and > 1, got {dynamic_range!r}")
+    norms = second_moment_norm(X, centre=centre)
+    if not bool((norms > 0).any()):
+        raise ValueError("X has a zero second-moment matrix in every instance; there is no spectrum to find")
+    high = float(norms.max())
+    return NormalisationDomain((0.75 * high / dynamic_range) ** 2, (1.25 * high) ** 2)
+
+
+def stable_width(domain: NormalisationDomain | tuple[float, float]) -> int:
+    r"""The smallest $M$ with knot ratio $(b/a)^{1/M} \le (3+\sqrt5)/2$: the norm map does not expand round-off."""
+    domain = NormalisationDomain.of(domain)
+    return max(1, math.ceil(math.log(domain.high / domain.low) / math.log((3 + math.sqrt(5)) / 2)))
+
+
+class PowerIteration(PowerConstruction):
+    r"""Top-$k$ eigenpairs of $\hat\Sigma = \frac1n X^\top X$ by power iteration with deflation.
+
+    Args:
+        dim: data dimension $d$.
+        centre: subtract the token mean from $x$ first, so $\hat\Sigma$ is the covariance.
+        components: number of eigenpairs $R$, $1 \le R \le d$ (default 1).
+        iterations: power steps $J \ge 1$ per eigenvector (default 40).
+        width: knot intervals $M \ge 1$ of the $s^{-1/2}$ MLP, $M + 2$ hidden units (default 32).
+        domain: $[a, b]$ on which the MLP interpolates $s^{-1/2}$ (a
+            :class:`~tfconstruct.constructions.gadgets.NormalisationDomain` or a pair; default $[10^{-2}, 10^2]$;
+            :meth:`for_data` picks it from the data with :func:`default_domain`).
+        newton_steps: Newton refinements $N \ge 0$ of the norm before each eigenvector is stored (default 0).
+        attention: ``"relu"`` (signed head pairs, the default) or ``"linear"`` scoring.
+
+    Attributes:
+        layout, model: the residual layout and the transformer.
+        engine: the :class:`~tfconstruct.constructions.power.engine.DeflatedPowerIteration` it runs.
+    """
+
+    def __init__(self, dim: int, *, centre: bool = False, **options: Unpack[EngineOptions]):
+        super().__init__(self._contraction(dim, centre), **{**DEFAULT_OPTIONS, **options})
+        self.dim, self.centre = self.contraction.dim, self.contraction.centre
+
+    def _contraction(self, dim: int, centre: bool) -> DataCovariance:
+        return DataCovariance(dim, centre=centre)
+
+    @classmethod
+    def for_data(cls, X: torch.Tensor | np.ndarray, *, dynamic_range: float = 100.0, **options) -> "PowerIteration":
+        """A construction for data like ``X`` (batch, n, d): ``dim`` from ``X``, ``domain`` from :func:`default_domain`."""
+        X = as_batch("X", X, 3)
+        options.setdefault(
+            "domain", default_domain(X, centre=options.get("centre", False), dynamic_range=dynamic_range)
+        )
+        return cls(X.shape[-1], **options)
+
+    def embed(
+        self,
+        X: torch.Tensor | np.ndarray,
+        seeds: torch.Tensor | np.ndarray | None = None,
+        *,
+        device: str | torch.device | None = None,
+    ) -> torch.Tensor:
+        """The input stream: $x_i$ in token $i$, the unit seeds broadcast to every token.
+
+        Args:
+            X: data, shape (batch, n, d) or (n, d).
+            seeds: starting vectors, shape (batch, R, d) or (R, d), normalised to unit length
+                (default :func:`~tfconstruct.constructions.power.engine.default_seeds`).
+
+        Raises:
+            ValueError: on a wrong shape, a non-finite entry, or a zero seed.
+        """
+        X = as_batch("X", X, 3)
+        batch, n, d = X.shape
+        if d != self.dim or n < 1:
+            raise ValueError(f"X must have shape (batch, n >= 1, d = {self.dim}), got {tuple(X.shape)}")
+        return self.engine.embed({"x": X}, seeds, batch, n, device=device)
+
+    def broadcast_spread(self, stream: torch.Tensor) -> float:
+        r"""$\max_{i, \text{block}} |h_i - h_0|$ over the broadcast blocks: 0 up to round-off."""
+        names = [n for n in self.layout.names if n not in ("x", "z", "y")]
+        spread = [(self.layout.read(stream, n) - self.layout.read(stream[:, :1], n)).abs().max() for n in names]
+        return float(torch.stack(spread).max())
+
+
+def tutorial_example() -> TutorialExample:
+    """Two power steps on four points in the plane, width $M = 4$ on $[a, b] = [0.1, 10]$."""
+    X = torch.tensor([[2.0, 0.5], [-1.5, -0.5], [1.0, 1.0], [-1.0, 0.0]], dtype=DEFAULT_DTYPE)
+    construction = PowerIteration(2, components=1, iterations=2, width=4, domain=(0.1, 10.0))
+    stream = construction.embed(X, torch.tensor([[1.0, 1.0]]))
+    notes = r"""
+**Power iteration** $v_{t+1} = \hat\Sigma v_t / \|\hat\Sigma v_t\|$ with $\hat\Sigma = \frac1n\sum_j x_j x_j^\top$,
+$n = 4$ tokens in $d = 2$ dimensions, $J = 2$ steps, then the eigenvalue.
+
+**Subspaces.** `x` holds token $i$'s data point $x_i$; `one` is 1 (biases and constant scores). The rest are
+*broadcast* blocks, equal in every token: `v` (the iterate; it holds the normalised seed $v_0$ in the input),
+`u` ($\hat\Sigma v$), `norm_sq` ($\|u\|^2$), `inv_norm` ($\hat\phi(\|u\|^2) \approx \|u\|^{-1}$), `next` (the
+next iterate), and the results `component0`, `weighted0` ($\lambda_0 v_0$), `eigenvalue0`.
+
+**Sublayers of one power step** (ReLU attention divides by the number of tokens $n$):
+
+1. `contract1` ($u = \hat\Sigma v$): two heads with scores $\pm\langle v_i, x_j\rangle$ and values $\pm x_j \to u$;
+   since $\sigma(t) - \sigma(-t) = t$ they add $\frac1n\sum_j \langle v, x_j\rangle x_j$.
+2. `norm`: score $\langle u_i, u_j\rangle = \|u\|^2 \ge 0$, value $\mathrm{one}_j \to$ `norm_sq`.
+3. `inv_sqrt` (MLP): $f = \hat\phi(s) = b^{-1/2} + \sum_{m=0}^{4} w_m \sigma(t_m - s)$ on geometric knots
+   $t_m = 0.1 \cdot 100^{m/4}$ ($b = 10$): the piecewise-linear interpolant of $s^{-1/2}$ (relative error
+   $\le \frac{3}{32}(\rho-1)^2\sqrt\rho$, $\rho = 100^{1/4}$), flat outside $[0.1, 10]$. The hinges open
+   towards small $s$, where the slope of $s^{-1/2}$ is large, so no large terms cancel.
+4. `rescale`: score $f_i \cdot \mathrm{one}_j = f > 0$, value $u_j \to$ `next`.
+5. `overwrite` (MLP, per token and exact with ReLU pairs): `v` $\leftarrow$ `next`, then `next`, `u`,
+   `norm_sq`, `inv_norm` $\leftarrow 0$.
+
+Because $\hat\phi > 0$ the direction of $v_t$ is exactly that of power iteration; only its norm
+$\|v_t\| = \hat\phi(s)\sqrt s$ carries the interpolation error.
+
+**Finish.** `contract1` once more ($u = \hat\Sigma v$); `eigen`: heads $\pm\langle v, u\rangle$ write
+$\lambda_0 = \langle v, u\rangle$ into `eigenvalue0` and $\lambda_0 v$ into `weighted0` (what later components
+deflate with); `store` (MLP) copies `v` into `component0` and clears the scratch.
+
+**Reading the result.** Block `component0` of any token is the eigenvector estimate (compare it with
+`numpy.linalg.eigh` through $|\cos|$: the sign comes from the seed), `eigenvalue0` the eigenvalue.
+"""
+    return TutorialExample("Power iteration: two steps in two dimensions", construction.model, stream, notes)

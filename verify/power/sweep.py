@@ -1,0 +1,123 @@
+r"""``tfconstruct sweep power``: power iteration over depth x width x (d, n, eigengap).
+
+:class:`~tfconstruct.constructions.power.PowerIteration` with $J$ = depth steps and $M$ = width knot intervals on
+the fixed domain $[a, b] = [10^{-2}, 10^2]$, on data with second moment exactly $Q\,\mathrm{diag}(\lambda)Q^\top$,
+$\lambda = 2\,(1, g, gq, \dots)$, $\lambda_d = \lambda_1/50$, from a Gaussian unit start $v_0$. Metrics:
+
+* ``sin_eigh`` $= \sin\angle(V, v_1)$ with $v_1$ from ``numpy.linalg.eigh``, bounded by
+  $\tan\theta_J \le (\lambda_2/\lambda_1)^J\tan\theta_0$ (``power_iteration_angle_depth``);
+* ``sin_reference`` $= \sin\angle(V, v_J^{PI})$ against exact power iteration from the same start, bound 0 (the
+  hinge normaliser is a positive scalar, so the direction is exact);
+* ``norm_error`` $= |\lVert V\rVert - 1|$, bound $\epsilon_M$ (``power_norm_per_step``, when the last
+  $s = \lVert\hat\Sigma v_{J-1}\rVert^2 \in [a, b]$);
+* ``eigenvalue_error`` $= |\hat\lambda/\lambda_1 - 1|$, bound $2\epsilon_M + \epsilon_M^2 + \sin^2\theta$.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from tfconstruct.constructions.power import PowerIteration
+from tfconstruct.theory.power import ANGLE_AFTER_STEPS, EIGENVALUE_RELATIVE, NORM_PER_STEP
+
+from ..study import NOT_APPLICABLE, BoundColumn, Config, Grid, Metrics, Study
+from .reference import power_iteration, second_moment, sin_angle, tan_angle, top_eigenpairs
+from .study import run_trajectory, spectrum_instances, unit_rows
+
+EPS = float(np.finfo(np.float64).eps)
+DOMAIN = (1e-2, 1e2)
+TOP = 2.0  # lambda_1^2 = 4 sits mid-domain
+CONDITION = 50.0  # lambda_d = lambda_1 / 50
+
+
+def instances(config: Config, seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per seed: data ``(n, d)`` with second moment $Q\,\mathrm{diag}(\lambda)Q^\top$ (spectrum of the module
+    docstring, gap ``config["gap"]``) and a Gaussian unit start ``(1, d)``; stacked over seeds."""
+    X, starts = [], []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        data, _, _ = spectrum_instances(
+            rng, 1, config["dim"], config["tokens"], np.array([TOP]), config["gap"], CONDITION
+        )
+        X.append(data[0])
+        starts.append(unit_rows(rng.standard_normal((1, config["dim"]))))
+    return np.array(X), np.array(starts)
+
+
+def measure(config: Config, seeds: Sequence[int]) -> list[Metrics]:
+    r"""Power iteration with $J$ = depth steps and $M$ = width intervals against ``eigh`` and exact power iteration:
+    $\sin\angle(V, v_1)$, $\sin\angle(V, v_J^{PI})$, $|\lVert V\rVert - 1|$, $|\hat\lambda/\lambda_1 - 1|$ and bounds."""
+    X, starts = instances(config, seeds)
+    steps, width = config["depth"], config["width"]
+    construction = PowerIteration(config["dim"], iterations=steps, width=width, domain=DOMAIN)
+    trajectory = run_trajectory(construction, X, starts, "cpu")
+    result = construction.readout(trajectory.stream)
+    low, high = DOMAIN
+    epsilon = NORM_PER_STEP(M=width, a=low, b=high)
+    rows = []
+    for b in range(len(seeds)):
+        sigma = second_moment(X[b])
+        values, vectors = top_eigenpairs(sigma, 2)
+        vector, value = result.vectors[b, 0].numpy(), float(result.eigenvalues[b, 0])
+        exact = power_iteration(sigma, starts[b, 0], steps).iterates[-1]
+        sine = sin_angle(vector, vectors[0])
+        in_domain = low <= float(trajectory.normaliser_inputs[b, 0, -1]) <= high
+        rows.append(
+            {
+                "sin_eigh": sine,
+                "sin_eigh_bound": ANGLE_AFTER_STEPS(
+                    rho=values[1] / values[0], L=steps, theta_0=math.atan(tan_angle(starts[b, 0], vectors[0]))
+                ),
+                "sin_reference": sin_angle(vector, exact),
+                "sin_reference_bound": 0.0,
+                "norm_error": abs(float(np.linalg.norm(vector)) - 1.0),
+                "norm_error_bound": epsilon if in_domain else NOT_APPLICABLE,
+                "eigenvalue_error": abs(value / values[0] - 1.0),
+                "eigenvalue_error_bound": EIGENVALUE_RELATIVE(epsilon=epsilon, theta=math.asin(min(sine, 1.0)))
+                if in_domain
+                else NOT_APPLICABLE,
+                "in_domain": float(in_domain),
+            }
+        )
+    return rows
+
+
+def check_grid(grid: Grid) -> list[str]:
+    r"""Cross-parameter problems: $d \ge 2$ (two eigenvalues), $n > d$ (full-rank centred data) and a gap above
+    $1/50$ (the spectrum's condition number)."""
+    errors = [f"power needs --dim >= 2 (an eigengap needs two eigenvalues), got {d}" for d in grid["dim"] if d < 2]
+    if max(grid["dim"]) >= min(grid["tokens"]):
+        errors.append(
+            f"power needs --tokens > --dim (centred data with a full-rank second moment), got tokens "
+            f"{grid['tokens']} and dim {grid['dim']}"
+        )
+    errors += [
+        f"power needs --gap in ({1 / CONDITION:g}, 1) (lambda_d = lambda_1 / {CONDITION:g}), got {g}"
+        for g in grid["gap"]
+        if not 1 / CONDITION < g < 1
+    ]
+    return errors
+
+
+STUDY = Study(
+    name="power",
+    description="power iteration",
+    measure=measure,
+    replicates=4,
+    defaults={"dim": [8], "tokens": [200], "gap": [0.5, 0.8], "depth": [5, 10, 20, 40], "width": [8, 16, 32, 64]},
+    bounds=(
+        BoundColumn("sin_eigh", 1e-13),
+        BoundColumn("sin_reference", 1e-13),
+        BoundColumn("norm_error", 1e-12),
+        BoundColumn("eigenvalue_error", 1e-12),
+    ),
+    depth_metric="sin_eigh",
+    width_metric="norm_error",
+    expected_width_slope=-2.0,
+    floor=10 * EPS,
+    constants={"domain": list(DOMAIN), "lambda_1": TOP, "condition": CONDITION, "newton": 0},
+    check_grid=check_grid,
+)

@@ -1,1 +1,0 @@
-"""Reference algorithms in numpy, step by step, independent of the constructions."""

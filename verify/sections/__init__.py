@@ -1,1 +1,0 @@
-"""Report sections, one module per construction (discovered by :mod:`verify.report`)."""

@@ -1,1 +1,0 @@
-"""Hypothesis strategies that build problem instances satisfying each theorem's assumptions."""
