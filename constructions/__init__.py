@@ -5,42 +5,22 @@ subpackages :mod:`~tfconstruct.constructions.power`, :mod:`~tfconstruct.construc
 :mod:`~tfconstruct.constructions.tensor`.
 """
 
-from .attention import AttentionHead as AttentionHead
-from .attention import MultiHeadAttention as MultiHeadAttention
-from .construction import Construction as Construction
-from .construction import TutorialExample as TutorialExample
+from .attention import AttentionHead as AttentionHead, MultiHeadAttention as MultiHeadAttention
+from .construction import Construction as Construction, TutorialExample as TutorialExample
 from .gadgets import (
     InverseSqrt as InverseSqrt,
-)
-from .gadgets import (
     NormalisationDomain as NormalisationDomain,
-)
-from .gadgets import (
     newton_heads as newton_heads,
-)
-from .gadgets import (
     rescale_head as rescale_head,
-)
-from .gadgets import (
     signed_heads as signed_heads,
-)
-from .gadgets import (
     squared_norm_head as squared_norm_head,
 )
-from .mlp import MLP as MLP
-from .mlp import MLPBuilder as MLPBuilder
-from .model import Trace as Trace
-from .model import Transformer as Transformer
+from .mlp import MLP as MLP, MLPBuilder as MLPBuilder
+from .model import Trace as Trace, Transformer as Transformer
 from .piecewise import (
     PiecewiseLinear as PiecewiseLinear,
-)
-from .piecewise import (
     geometric_knots as geometric_knots,
-)
-from .piecewise import (
     uniform_knots as uniform_knots,
 )
-from .residual import ResidualLayout as ResidualLayout
-from .residual import Subspace as Subspace
-from .weights import Bilinear as Bilinear
-from .weights import LinearMap as LinearMap
+from .residual import ResidualLayout as ResidualLayout, Subspace as Subspace
+from .weights import Bilinear as Bilinear, LinearMap as LinearMap

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tfconstruct.constructions.piecewise import PiecewiseLinear, geometric_knots
 from tfconstruct.theory.bound import Bound

@@ -15,8 +15,7 @@ from tfconstruct.constructions.em import EMConstruction
 from tfconstruct.constructions.power import PowerIteration, default_seeds
 from tfconstruct.constructions.tensor import OdecoPowerIteration
 from tfconstruct.verify.cli import main
-from tfconstruct.verify.em import study as em_study
-from tfconstruct.verify.em import sweep as em_sweep
+from tfconstruct.verify.em import study as em_study, sweep as em_sweep
 from tfconstruct.verify.power import sweep as power_sweep
 from tfconstruct.verify.study import BoundColumn
 from tfconstruct.verify.sweep import load_rows

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tfconstruct.constructions import MLPBuilder, PiecewiseLinear, ResidualLayout, geometric_knots, uniform_knots
 from tfconstruct.constructions.checks import as_batch, integer_in, positive

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from em_support import EPS, hard_pair, mean_errors, score_tolerance, soft_pair
-from hypothesis import given, note, settings
-from hypothesis import strategies as st
+from hypothesis import given, note, settings, strategies as st
 
 from tfconstruct.constructions.em import EMConstruction
 from tfconstruct.theory.em import EM_PROPAGATION, EM_SOFT_MSTEP, EM_SOFT_STATE_STEP

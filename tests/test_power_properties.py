@@ -10,8 +10,7 @@ r"""Property tests on instances built with a prescribed spectrum, eigengap and s
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tfconstruct.constructions.power import PowerIteration, stable_width
 from tfconstruct.theory.power import (

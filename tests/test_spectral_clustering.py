@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tfconstruct.constructions.power import SpectralClustering, default_seeds
 from tfconstruct.verify.power.reference import (

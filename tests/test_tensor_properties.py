@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, note
-from hypothesis import strategies as st
+from hypothesis import given, note, strategies as st
 
 from tfconstruct.constructions.gadgets import NormalisationDomain
 from tfconstruct.constructions.power import default_seeds

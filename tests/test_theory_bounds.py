@@ -6,8 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from tfconstruct.constructions.piecewise import PiecewiseLinear, geometric_knots
 from tfconstruct.theory.approximation import (

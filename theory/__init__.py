@@ -3,10 +3,6 @@
 from .bound import Bound as Bound
 from .interpolation import (
     INV_SQRT_RELATIVE as INV_SQRT_RELATIVE,
-)
-from .interpolation import (
     LOG_ABSOLUTE as LOG_ABSOLUTE,
-)
-from .interpolation import (
     SQUARE_ABSOLUTE as SQUARE_ABSOLUTE,
 )

@@ -50,9 +50,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .bound import Bound
-from .interpolation import LOG_ABSOLUTE, M
-from .interpolation import a as knot_low
-from .interpolation import b as knot_high
+from .interpolation import LOG_ABSOLUTE, M, a as knot_low, b as knot_high
 from .propagation import contraction_bound
 
 K, beta, g, D, sharpness, n, n_min = sp.symbols("K beta g D a n n_min", positive=True)

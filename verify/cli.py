@@ -13,8 +13,7 @@ from tfconstruct.theory.registry import all_bounds, get
 from .families import FAMILIES, sweep_commands, tutorials
 from .report import run_report, select_families
 from .results import ReportContext
-from .study import add_arguments as add_sweep_arguments
-from .study import run as run_sweep
+from .study import add_arguments as add_sweep_arguments, run as run_sweep
 from .tutorial import generate_tutorials
 
 

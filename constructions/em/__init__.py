@@ -1,4 +1,3 @@
 """EM for isotropic Gaussian mixtures (soft EM and Lloyd) over data tokens and centroid tokens."""
 
-from .construction import EMConstruction as EMConstruction
-from .construction import EMReadout as EMReadout
+from .construction import EMConstruction as EMConstruction, EMReadout as EMReadout
