@@ -23,7 +23,7 @@ from tfconstruct.verify.tensor.moments import (
     whitened_tensor,
     whitening,
 )
-from tfconstruct.verify.tensor.reference import match_components, tensor_power_method, unwhiten
+from tfconstruct.verify.tensor.reference import deflation_targets, tensor_power_method, unwhiten
 from tfconstruct.verify.tensor.strategies import build_means, odeco_tensors, spherical_mixtures, tgmm_weights
 
 EPS = float(np.finfo(np.float64).eps)
@@ -38,6 +38,28 @@ def sines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b = b / np.linalg.norm(b, axis=-1, keepdims=True)
     return np.minimum(np.linalg.norm(a - b, axis=-1), np.linalg.norm(a + b, axis=-1))
+
+
+def direction_allowance(tensor: np.ndarray, iterates: np.ndarray) -> np.ndarray:
+    r"""Round-off allowance on $\sin\angle(v_t, v_t^{ref})$, $t = 0..J$, propagated along the reference iterates.
+
+    One contraction $u = T(I, v, v)$ (unit $v$) has relative round-off up to
+    $\rho = N\epsilon \sum_{j,m}\lVert T_{:,j,m}\rVert(|v_j v_m| + 2) / \lVert u\rVert$: $N = k(k+1)$ products ($k$ tokens,
+    up to $k+1$ heads) summed per coordinate, each at most $\lVert T_{:,j,m}\rVert(|v_j v_m| + 2)$ (the 2 is the shift of the
+    shifted heads). An earlier direction error is carried by the Jacobian of $v \mapsto u/\lVert u\rVert$ on the tangent
+    space, $J = 2(I - \hat u\hat u^\top) T(I, v, \cdot)(I - vv^\top)/\lVert u\rVert$, which doubles errors near a tie
+    between components and damps them near convergence: $e_{t+1} \le \lVert J_t\rVert e_t + \rho_t$."""
+    k = tensor.shape[0]
+    slices = np.linalg.norm(tensor, axis=0)  # slices[j, m] = |T_{:, j, m}|
+    allowance = [4 * EPS]
+    for v in iterates[:-1] / np.linalg.norm(iterates[:-1], axis=-1, keepdims=True):
+        partial = np.einsum("abc,b->ac", tensor, v)
+        u = partial @ v
+        unit = u / np.linalg.norm(u)
+        jacobian = 2 * (np.eye(k) - np.outer(unit, unit)) @ partial @ (np.eye(k) - np.outer(v, v)) / np.linalg.norm(u)
+        rounding = k * (k + 1) * EPS * float((slices * (np.abs(np.outer(v, v)) + 2.0)).sum()) / np.linalg.norm(u)
+        allowance.append(np.linalg.norm(jacobian, 2) * allowance[-1] + rounding)
+    return np.array(allowance)
 
 
 def tangent(v: np.ndarray, target: np.ndarray) -> float:
@@ -57,22 +79,32 @@ def test_odeco_decomposition_is_recovered_within_the_norm_bound(instance, heads)
     readout = construction.readout(trajectory.stream)
     reference = tensor_power_method(instance.tensor, seeds, ITERATIONS)
     iterates = trajectory.iterates[0].numpy()
-    # exact part: component 0 moves along the reference's direction at every step
-    assert sines(iterates[0], reference.iterates[0]).max() <= 1e-13
-    # the bound's assumption: every normaliser input inside [a, b]
-    seen = trajectory.normaliser_inputs.numpy()
-    assert ((seen >= domain.low) & (seen <= domain.high)).all(), (seen.min(), seen.max(), domain)
-    # converged: directions are the true components, eigenvalues |v|^3 lambda within (1 + delta)^3 - 1
+    # exact part: component 0 moves along the reference's direction at every step, up to the round-off of summing
+    # terms of size |T_{:, j, m}| (|v_j v_m| + 2) into a u that is small when the seed barely overlaps a component
+    assert np.all(
+        sines(iterates[0], reference.iterates[0]) <= direction_allowance(instance.tensor, reference.iterates[0])
+    )
+    # the read-out bounds' assumption: each component's last normaliser input inside [a, b] (an earlier one below a
+    # only shrinks that step's norm; the direction stays exact)
+    seen = trajectory.normaliser_inputs.numpy()[0, :, -1]
+    assert ((seen >= domain.low) & (seen <= domain.high)).all(), (seen, domain)
+    # converged: each stage finds the component the deflation theory predicts (a finished one when the norm error's
+    # deflation residual captures it); new components have eigenvalues |v|^3 lambda within (1 + delta)^3 - 1
     vectors, eigenvalues = readout.vectors[0].numpy(), readout.eigenvalues[0].numpy()
-    order = match_components(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), instance.vectors)
-    assert sines(vectors[order], instance.vectors).max() <= 1e-10
-    norms = np.linalg.norm(vectors[order], axis=1)
-    np.testing.assert_allclose(eigenvalues[order], norms**3 * instance.weights, rtol=1e-9)
+    norms = np.linalg.norm(vectors, axis=1)
+    found = [int(np.argmax(np.abs(v @ instance.vectors.T))) for v in vectors]
+    assert found == deflation_targets(instance.vectors, instance.weights, seeds, norms)
     delta = readout_norm_error(WIDTH, domain.low, domain.high)
     for j in range(rank):
+        target = instance.vectors[found[j]]
+        if found[j] in found[:j]:  # captured: the residual (1 - s^6) lambda of a finished component
+            assert abs(eigenvalues[j]) <= ((1 + delta) ** 6 - 1) * instance.weights.max() * (1 + delta) ** 3
+            continue
+        assert sines(vectors[j], target) <= 1e-10
+        np.testing.assert_allclose(eigenvalues[j], norms[j] ** 3 * instance.weights[found[j]], rtol=1e-9)
         check_bound(
             EIGENVALUE,
-            abs(eigenvalues[order[j]] / instance.weights[j] - 1),
+            abs(eigenvalues[j] / instance.weights[found[j]] - 1),
             instance={"weights": instance.weights},
             atol=1e-12,
             delta=delta,
@@ -104,8 +136,10 @@ def test_iterates_converge_quadratically_as_the_reference_does(instance):
     st.integers(0, 2**32 - 1),
 )
 def test_population_moments_give_back_the_true_mixture(sizes, raw, separation, cosine, seed):
-    """With exact moments the whitened tensor is odeco with lambda_k = pi_k^(-1/2): the construction returns
-    (pi, mu) within the read-out bounds."""
+    """With exact moments the whitened tensor is odeco with lambda_k = pi_k^(-1/2). Every stage converges to the
+    component the deflation theory predicts from the seeds and the stored norms (a component found before when the
+    norm error's deflation residual outweighs the rest: captured), and every newly found component gives (pi, mu)
+    within the read-out bounds."""
     d, k = sizes
     weights = tgmm_weights(np.array(raw[:k]))
     means = build_means(d, k, separation, cosine, seed)
@@ -115,16 +149,28 @@ def test_population_moments_give_back_the_true_mixture(sizes, raw, separation, c
     lam = weights**-0.5
     domain = NormalisationDomain.for_weights(lam.min(), lam.max())
     construction = OdecoPowerIteration(k, components=k, iterations=ITERATIONS, width=WIDTH, domain=domain)
-    readout = construction.readout(construction.model(construction.embed(tensor, default_seeds(k, k))))
-    found_weights = readout.eigenvalues[0].numpy() ** -2.0
-    found_means = readout.eigenvalues[0].numpy()[:, None] * readout.vectors[0].numpy() @ white.unwhiten.T
-    order = match_components(found_means, means)
+    seeds = default_seeds(k, k)
+    readout = construction.run(tensor, seeds)
+    vectors, eigenvalues = readout.vectors[0].numpy(), readout.eigenvalues[0].numpy()
+    components = np.sqrt(weights)[:, None] * means @ white.whiten
+    found = [int(np.argmax(np.abs(v @ components.T))) for v in vectors]
+    targets = deflation_targets(components, lam, seeds, np.linalg.norm(vectors, axis=1))
+    note(f"targets {targets}, found {found}, eigenvalues {eigenvalues}")
+    assert found == targets
     delta = readout_norm_error(WIDTH, domain.low, domain.high)
     instance = {"d": d, "K": k, "seed": seed}
-    for j in range(k):
-        relative = np.linalg.norm(found_means[order[j]] - means[j]) / np.linalg.norm(means[j])
+    new = [j for j in range(k) if found[j] not in found[:j]]
+    for j in new:
+        mean = eigenvalues[j] * vectors[j] @ white.unwhiten.T
+        relative = np.linalg.norm(mean - means[found[j]]) / np.linalg.norm(means[found[j]])
         check_bound(MEAN, relative, instance=instance, atol=1e-9, delta=delta)
-        normalised = found_weights[order[j]] / found_weights.sum() / weights[j]
+    if len(new) < k:  # a captured stage returns a tiny eigenvalue |1 - s^6| lambda: the weights are not recovered
+        captured = [j for j in range(k) if j not in new]
+        assert np.all(np.abs(eigenvalues[captured]) <= ((1 + delta) ** 6 - 1) * lam.max() * (1 + delta) ** 3)
+        return
+    found_weights = eigenvalues**-2.0
+    for j in range(k):
+        normalised = found_weights[j] / found_weights.sum() / weights[found[j]]
         check_bound(WEIGHT_NORMALISED, abs(normalised - 1), instance=instance, atol=1e-9, delta=delta)
 
 

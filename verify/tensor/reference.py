@@ -86,6 +86,29 @@ def tensor_power_method(tensor: np.ndarray, seeds: np.ndarray, iterations: int) 
     return PowerDecomposition(np.array(eigenvalues), np.array(vectors), np.array(iterates), np.array(squared_norms))
 
 
+def deflation_targets(
+    components: np.ndarray, eigenvalues: np.ndarray, seeds: np.ndarray, stored_norms: np.ndarray
+) -> list[int]:
+    r"""The component each stage of a deflated tensor power method converges to, on an odeco
+    $T = \sum_k \lambda_k v_k^{\otimes 3}$ (``components`` $v_k$ as orthonormal rows), when stage $j$ stores its
+    vector with norm $s_j$ = ``stored_norms[j]`` (the transformer's norm error) and deflates with
+    $\hat\lambda_j\hat v_j^{\otimes 3} = s_j^6\lambda v^{\otimes 3}$.
+
+    After stage $j$ the component it found keeps $\lambda(1 - s_j^6)$: the deflated tensor is still odeco, and from
+    seed $j$ with overlaps $c_k$ the iteration converges to $\arg\max_k |\lambda^{\rm eff}_k c_k|$ (the coefficient
+    formula of :func:`tfconstruct.theory.propagation.tensor_power_coefficients`, signs aside). A stage whose target
+    was found before is **captured** by the deflation residual: it returns that component again, with eigenvalue
+    $\approx |1 - s^6|\lambda$.
+    """
+    effective = np.asarray(eigenvalues, dtype=np.float64).copy()
+    targets = []
+    for seed, norm in zip(seeds, stored_norms):
+        target = int(np.argmax(np.abs(effective * (components @ seed))))
+        targets.append(target)
+        effective[target] -= eigenvalues[target] * norm**6
+    return targets
+
+
 def unwhiten(decomposition: PowerDecomposition, white: Whitening) -> tuple[np.ndarray, np.ndarray]:
     r"""$\pi_k = \lambda_k^{-2} / \sum_j \lambda_j^{-2}$ and $\mu_k = \lambda_k B v_k$ (rows)."""
     raw = decomposition.eigenvalues**-2.0
