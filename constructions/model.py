@@ -56,6 +56,14 @@ class Trace:
         """The stream after the sublayer ``name`` (``"input"``: the input), or after the last sublayer of scope ``name``."""
         return self._stream(_positions(self.names, self._index, name)[-1])
 
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is a hook name or a scope of the traced model (recorded or not)."""
+        return isinstance(name, str) and (name in self._index or any(n.startswith(name + ".") for n in self.names))
+
+    def __len__(self) -> int:
+        """The number of streams: the input and one per sublayer."""
+        return len(self.names)
+
     def after(self, scope: str) -> torch.Tensor:
         """The stream after the last sublayer whose name is ``scope`` or starts with ``scope + "."``."""
         return self[scope]
@@ -223,6 +231,8 @@ class Transformer:
 
 def _positions(names: list[str], index: dict[str, int], scope: str) -> list[int]:
     """Positions (in ``names``) of the hook ``scope``, or of every name in the scope ``scope``."""
+    if not isinstance(scope, str):
+        raise TypeError(f"streams are addressed by hook name (a str such as {names[-1]!r}), got {scope!r}")
     if scope in index:
         return [index[scope]]
     prefix = scope + "."

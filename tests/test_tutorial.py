@@ -66,6 +66,12 @@ def test_repeated_sublayers_reuse_the_first_heat_map(tmp_path):
     assert figures == ["tutorial_rep_iter0.mean.png", "tutorial_rep_iter0.square.png"]
 
 
+def test_without_heatmaps_the_markdown_links_no_image(tmp_path):
+    text = generate_tutorials(tmp_path, {"toy": toy_example}, heatmaps="none")[0].read_text()
+    assert "![" not in text and not (tmp_path / "figures").exists()
+    assert "### `square` (mlp)" in text  # the sublayer sections are all there
+
+
 def test_a_failing_example_names_its_module(tmp_path):
     def broken() -> TutorialExample:
         raise ValueError("bad weights")
@@ -77,7 +83,7 @@ def test_a_failing_example_names_its_module(tmp_path):
 def test_committed_docs_match_regeneration(tmp_path):
     """The docs/ tutorials are what the code generates now (the toy test above covers the generator itself)."""
     examples = tutorials()
-    generated = generate_tutorials(tmp_path, examples, figures=False)
+    generated = generate_tutorials(tmp_path, examples, heatmaps="link")
     stale = []
     for path in generated:
         committed = DOCS / path.name

@@ -14,11 +14,13 @@ from .families import FAMILIES, sweep_commands, tutorials
 from .report import run_report, select_families
 from .results import ReportContext
 from .study import add_arguments as add_sweep_arguments, run as run_sweep
+from .sweep import package_version
 from .tutorial import generate_tutorials
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tfconstruct", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="build every construction, verify it, write plots and a report")
     report.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--seed", type=int, default=0)
     report.add_argument(
         "--only",
-        nargs="*",
+        nargs="+",
         metavar="FAMILY",
         help=f"run only these families' sections ({', '.join(f.name for f in FAMILIES)})",
     )

@@ -121,7 +121,7 @@ class Sweep:
             "batched": self.batched,
             "seed_keys": self.seed_keys,
             "measure": f"{getattr(self.measure, '__module__', '?')}.{getattr(self.measure, '__qualname__', repr(self.measure))}",
-            "package_version": _package_version(),
+            "package_version": package_version(),
             "extra": self.extra,
         }
 
@@ -235,9 +235,9 @@ class Sweep:
         self._last_drawn = now
         elapsed = now - started
         fresh = finished - already
-        eta = elapsed / fresh * (total - finished) if fresh else float("nan")
+        eta = f"{elapsed / fresh * (total - finished):6.1f}s" if fresh else "     ?"
         bar = "#" * round(30 * finished / total)
-        self.stream.write(f"\r[sweep] {finished}/{total} |{bar:<30}| {elapsed:6.1f}s elapsed, eta {eta:6.1f}s")
+        self.stream.write(f"\r[sweep] {finished}/{total} |{bar:<30}| {elapsed:6.1f}s elapsed, eta {eta}")
         self.stream.flush()
 
 
@@ -298,7 +298,8 @@ def _json_scalar(name: str, value: Any) -> Any:
     return value
 
 
-def _package_version() -> str:
+def package_version() -> str:
+    """The installed version of the ``tfconstruct`` distribution (``"unknown"`` when run from a bare checkout)."""
     try:
         return metadata.version("tfconstruct")
     except metadata.PackageNotFoundError:

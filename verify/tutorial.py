@@ -11,7 +11,7 @@ regenerates it and compares it with the committed ``docs/`` (``tfconstruct docs`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 
@@ -21,6 +21,7 @@ from tfconstruct.constructions.residual import ResidualLayout
 from .plots import weight_heatmap
 from .results import Check, ReportContext, SectionResult
 
+Heatmaps = Literal["draw", "link", "none"]
 MAX_TOKENS_SHOWN = 16
 HEATMAP_DPI = 72  # tutorials hold many heat-maps; keep the PNGs small
 ZERO = 1e-9  # values below this print as 0, so round-off never changes the text
@@ -30,11 +31,13 @@ def generate_tutorials(
     out_dir: str | Path,
     examples: dict[str, Callable[[], TutorialExample]],
     *,
-    figures: bool = True,
+    heatmaps: Heatmaps = "draw",
 ) -> list[Path]:
     """Write ``tutorial_<name>.md`` (and heat-maps under ``figures/``) for each example; return the Markdown paths.
 
-    ``figures=False`` skips the PNGs (the Markdown is the same; used by the staleness test).
+    ``heatmaps``: ``"draw"`` writes each heat-map and links it; ``"link"`` writes the same Markdown without drawing
+    the PNGs (the staleness test compares it with the committed ``docs/``); ``"none"`` neither draws nor links them
+    (a quick report, with no broken image links).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -48,12 +51,14 @@ def generate_tutorials(
         if not isinstance(example, TutorialExample):
             raise TypeError(f"{name}.tutorial_example() returned {type(example).__name__}, expected TutorialExample")
         path = out_dir / f"tutorial_{name}.md"
-        path.write_text(render_tutorial(name, example, out_dir, source=source, figures=figures))
+        path.write_text(render_tutorial(name, example, out_dir, source=source, heatmaps=heatmaps))
         written.append(path)
     return written
 
 
-def render_tutorial(name: str, example: TutorialExample, out_dir: Path, *, source: str, figures: bool = True) -> str:
+def render_tutorial(
+    name: str, example: TutorialExample, out_dir: Path, *, source: str, heatmaps: Heatmaps = "draw"
+) -> str:
     """The Markdown of one tutorial (generated from ``source``); heat-maps go to
     ``out_dir/figures/tutorial_<name>_<hook name>.png``."""
     model, layout, stream = example.model, example.model.layout, example.stream
@@ -99,7 +104,9 @@ def render_tutorial(name: str, example: TutorialExample, out_dir: Path, *, sourc
             continue
         first_with_weights[key] = hook
         figure = figure_dir / f"tutorial_{name}_{hook}.png"
-        if figures:
+        if heatmaps == "none":
+            continue
+        if heatmaps == "draw":
             weight_heatmap(figure, model, hook, dpi=HEATMAP_DPI)
         lines += [f"![weights of {hook}](figures/{figure.name})", ""]
     lines += ["## Output: the final stream, read by name", "", stream_table(layout, trace.output[0]), ""]
@@ -162,7 +169,7 @@ def tutorial_section(context: ReportContext, examples: dict[str, Callable[[], Tu
     paths, failures = [], []
     for name, factory in examples.items():
         try:
-            paths += generate_tutorials(folder, {name: factory}, figures=not context.quick)
+            paths += generate_tutorials(folder, {name: factory}, heatmaps="none" if context.quick else "draw")
         except Exception as err:  # reported as a failed check, with the example's message
             failures.append(f"`{name}`: {err}".replace("|", r"\|"))  # inside Markdown tables
     links = [f"- [{p.stem}]({p.relative_to(context.out_dir).as_posix()})" for p in paths]

@@ -410,6 +410,9 @@ class EngineOptions(TypedDict, total=False):
     attention: ExactScoring
 
 
+REQUIRED_OPTIONS = {"components", "iterations", "width", "domain"}
+
+
 class PowerConstruction(Construction):
     """A construction that runs :class:`DeflatedPowerIteration` over one contraction.
 
@@ -418,6 +421,15 @@ class PowerConstruction(Construction):
     """
 
     def __init__(self, contraction: Contraction, **options: Unpack[EngineOptions]):
+        unknown = sorted(set(options) - set(EngineOptions.__annotations__))
+        missing = sorted(REQUIRED_OPTIONS - set(options))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unknown parameter(s) {unknown}; "
+                f"the power engine's parameters are {list(EngineOptions.__annotations__)}"
+            )
+        if missing:
+            raise TypeError(f"{type(self).__name__} needs the keyword parameter(s) {missing}")
         self.contraction = contraction
         self.engine = DeflatedPowerIteration(contraction, **options)
         self.layout, self.model = self.engine.layout, self.engine.model

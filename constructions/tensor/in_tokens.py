@@ -141,10 +141,16 @@ class OdecoPowerIteration(PowerConstruction):
     def __init__(self, dim: int, *, heads: Literal["shifted", "signed"] = "shifted", **options: Unpack[EngineOptions]):
         super().__init__(TensorInTokens(dim, heads), **options)
 
-    def embed(self, tensor: torch.Tensor | np.ndarray, seeds: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        tensor: torch.Tensor | np.ndarray,
+        seeds: torch.Tensor | np.ndarray | None = None,
+        *,
+        device: str | torch.device | None = None,
+    ) -> torch.Tensor:
         """The input stream for ``tensor`` (``(k, k, k)`` or batched) and ``seeds`` ``(R, k)`` (normalised)."""
         values, batch = self.contraction.values(tensor)
-        return self.engine.embed(values, seeds, batch, self.contraction.tokens)
+        return self.engine.embed(values, seeds, batch, self.contraction.tokens, device=device)
 
 
 def tutorial_example() -> TutorialExample:

@@ -202,10 +202,16 @@ class WhitenedDataPowerIteration(PowerConstruction):
             WhitenedData(samples, data_dim, components, data_bound, code), components=components, **options
         )
 
-    def embed(self, pre: Preprocessed, seeds: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        pre: Preprocessed,
+        seeds: np.ndarray | torch.Tensor | None = None,
+        *,
+        device: str | torch.device | None = None,
+    ) -> torch.Tensor:
         """The input stream for pre-processed samples (see :meth:`WhitenedData.values`) and ``seeds`` $(K, K)$."""
         values, batch = self.contraction.values(pre.y, pre.moment, pre.whiten, pre.unwhiten)
-        return self.engine.embed(values, seeds, batch, self.contraction.tokens)
+        return self.engine.embed(values, seeds, batch, self.contraction.tokens, device=device)
 
     def readout(self, stream: torch.Tensor) -> tuple[PowerResult, torch.Tensor]:
         r"""$(\lambda_j, v_j)$ and the un-whitened means $\hat\mu_j$ ``(b, K, d)`` from token 0."""

@@ -458,7 +458,10 @@ def _temperature_study(
         r"$\beta$ is set to (value)/$g_{\min}$, $g_{\min}$ the smallest half-margin "
         r"$\tfrac12(\|x_i-\mu_{(2)}\|^2 - \|x_i-\mu_{(1)}\|^2)$ along the reference Lloyd trajectory; "
         "M-step sharpness $a = 50$; dashed: the bound `em_hard_mstep` at $L = 1$. Fitted semilog slopes: "
-        + ", ".join(f"{k}: {v:.2f}" for k, v in slopes.items())
+        + ", ".join(
+            f"{k}: {v:.2f}" if np.isfinite(v) else f"{k}: none (fewer than two points above the float floor)"
+            for k, v in slopes.items()
+        )
         + r" per unit of $\beta g_{\min}$ (theory: $-1$ while above the float floor). Later iterations have "
         r"smaller errors: with identical labels the Lloyd map is locally constant ($\kappa = 0$), so the first "
         r"step's error is not propagated, and later half-margins are larger than $g_{\min}$.",
@@ -639,7 +642,10 @@ def _sklearn_crosscheck(instance: MixtureInstance) -> Part:
         "| comparison | max abs Δ means | max abs Δ weights | max rel Δ variances |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {name} | {m:.1e} | {w:.1e} | {v:.1e} |" for name, (m, w, v) in rows.items()]
+    lines += [
+        f"| {name} | {m:.1e} | {w:.1e} | {f'{v:.1e}' if np.isfinite(v) else 'not compared (variance fixed)'} |"
+        for name, (m, w, v) in rows.items()
+    ]
     lines += [
         "",
         f"E-step alone (`predict_proba`): max abs Δ = {e_step:.1e}.",
