@@ -7,6 +7,7 @@ import numpy as np
 from tfconstruct.constructions.em import EMConstruction, EMReadout
 from tfconstruct.verify.em.reference import MixtureState, initial_state, lloyd, soft_em
 from tfconstruct.verify.em.strategies import MixtureInstance
+from tfconstruct.verify.em.study import construction_for, run_trajectory
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -32,35 +33,17 @@ def soft_pair(
 ) -> tuple[EMConstruction, list[EMReadout], list[MixtureState]]:
     r"""Soft EM with $\beta = 1/\sigma^2$ from the instance's initialisation: construction and reference."""
     beta = options.pop("beta", 1.0 / instance.noise**2)
-    construction = EMConstruction(
-        instance.dim,
-        components=instance.clusters,
-        iterations=iterations,
-        mode="soft",
-        beta=beta,
-        radius=instance.radius,
-        width=width,
-        update_weights=update_weights,
-        **options,
+    construction = construction_for(
+        instance, iterations, mode="soft", beta=beta, width=width, update_weights=update_weights, **options
     )
-    readouts = construction.trajectory(construction.embed(instance.points, instance.init_means))
     state = initial_state(instance.init_means, variance=1.0 / beta)
     reference = soft_em(instance.points, state, iterations, update_weights=update_weights)
-    return construction, readouts, reference
+    return construction, run_trajectory(construction, instance), reference
 
 
 def hard_pair(
     instance: MixtureInstance, iterations: int, beta: float, **options
 ) -> tuple[EMConstruction, list[EMReadout], list[MixtureState]]:
     """Lloyd from the instance's initialisation: construction and reference."""
-    construction = EMConstruction(
-        instance.dim,
-        components=instance.clusters,
-        iterations=iterations,
-        mode="hard",
-        beta=beta,
-        radius=instance.radius,
-        **options,
-    )
-    readouts = construction.trajectory(construction.embed(instance.points, instance.init_means))
-    return construction, readouts, lloyd(instance.points, instance.init_means, iterations)
+    construction = construction_for(instance, iterations, mode="hard", beta=beta, **options)
+    return construction, run_trajectory(construction, instance), lloyd(instance.points, instance.init_means, iterations)

@@ -12,34 +12,30 @@ FLOOR = 1e-8  # responsibility floor epsilon of the log interpolant
 WEIGHT_FLOOR = 1e-2  # lower end of the log-pi interpolant
 
 
-def soft_trajectory(instance: MixtureInstance, iterations: int, width: int, device: str) -> list[EMReadout]:
-    """Read-outs after each of ``iterations`` soft-EM transformer iterations (width ``width``) on ``device``."""
-    construction = EMConstruction(
-        instance.dim,
-        components=instance.clusters,
-        iterations=iterations,
-        beta=1.0 / instance.noise**2,
-        radius=instance.radius,
-        width=width,
-        floor=FLOOR,
-        weight_floor=WEIGHT_FLOOR,
+def construction_for(instance: MixtureInstance, iterations: int, **options) -> EMConstruction:
+    """An :class:`EMConstruction` of ``iterations`` iterations sized for ``instance`` (its $d$, $K$ and radius)."""
+    return EMConstruction(
+        instance.dim, components=instance.clusters, iterations=iterations, radius=instance.radius, **options
     )
+
+
+def run_trajectory(construction: EMConstruction, instance: MixtureInstance, device: str = "cpu") -> list[EMReadout]:
+    """The read-outs after each iteration on ``device``, from the instance's points and initial means."""
     construction.model.to(device)
     return construction.trajectory(construction.embed(instance.points, instance.init_means, device=device))
+
+
+def soft_trajectory(instance: MixtureInstance, iterations: int, width: int, device: str) -> list[EMReadout]:
+    """Read-outs after each of ``iterations`` soft-EM transformer iterations (width ``width``) on ``device``."""
+    construction = construction_for(
+        instance, iterations, beta=1.0 / instance.noise**2, width=width, floor=FLOOR, weight_floor=WEIGHT_FLOOR
+    )
+    return run_trajectory(construction, instance, device)
 
 
 def hard_trajectory(instance: MixtureInstance, iterations: int, beta: float, device: str) -> list[EMReadout]:
     """Read-outs after each of ``iterations`` Lloyd transformer iterations at inverse temperature ``beta``."""
-    construction = EMConstruction(
-        instance.dim,
-        components=instance.clusters,
-        iterations=iterations,
-        mode="hard",
-        beta=beta,
-        radius=instance.radius,
-    )
-    construction.model.to(device)
-    return construction.trajectory(construction.embed(instance.points, instance.init_means, device=device))
+    return run_trajectory(construction_for(instance, iterations, mode="hard", beta=beta), instance, device)
 
 
 def mean_errors(readouts: list[EMReadout], reference: list[MixtureState]) -> np.ndarray:
