@@ -11,13 +11,14 @@ $W_{QK}$ (a :class:`~tfconstruct.constructions.weights.Bilinear`) and output map
     \text{linear:}\quad \frac1N \sum_j s_{ij}\, W_{OV} h_j,
 
 with $s_{ij} = h_i^\top W_{QK} h_j$ and $\sigma = \mathrm{ReLU}$ (Bai et al. 2023's
-normalisation by the number of tokens $N$; pass ``normalise=False`` for the GPT-2
-style ReLU attention without it). No $1/\sqrt{d_{head}}$ factor is applied: it is
+normalisation by the number $N$ of **attended keys**: all tokens without a key mask, the tokens whose flag is 1
+with one; pass ``normalise=False`` for the GPT-2 style ReLU attention without it). No $1/\sqrt{d_{head}}$ factor is applied: it is
 folded into $W_{QK}$, and :mod:`tfconstruct.constructions.export` shows where it goes in the
 standard $W_Q, W_K, W_V, W_O$ parameterisation.
 
 ``keys`` names a flag subspace (1 on tokens that may be attended to, 0 elsewhere);
-it acts as an ordinary attention mask derived from the token type.
+it acts as an ordinary attention mask derived from the token type, and $N$ counts the keys it lets through
+(a query token that is not a key itself, as in in-context regression, is not counted).
 
 Multi-head: the heads' outputs are summed ("concatenated then projected", which
 is the same map with $W_{OV}^{(m)} = W_O^{(m)} W_V^{(m)}$) or averaged (divided by
@@ -67,10 +68,9 @@ class AttentionHead:
         return (stream @ w_qk) @ stream.transpose(-1, -2)
 
     def pattern(self, stream: torch.Tensor) -> torch.Tensor:
-        r"""The weights $A_{ij}$ that multiply $W_{OV} h_j$ (softmax, $\sigma(s)/N$ or $s/N$)."""
+        r"""The weights $A_{ij}$ that multiply $W_{OV} h_j$ (softmax, $\sigma(s)/N$ or $s/N$, $N$ attended keys)."""
         s = self.scores(stream)
         mask = self._key_mask(stream)
-        tokens = stream.shape[-2]
         if self.scoring == "softmax":
             if mask is not None:
                 s = s.masked_fill(~mask, float("-inf"))
@@ -78,7 +78,9 @@ class AttentionHead:
         weights = torch.relu(s) if self.scoring == "relu" else s
         if mask is not None:
             weights = weights * mask
-        return weights / tokens if self.normalise else weights
+        if not self.normalise:
+            return weights
+        return weights / (stream.shape[-2] if mask is None else mask.sum(-1, keepdim=True).clamp(min=1))
 
     def __call__(self, stream: torch.Tensor) -> torch.Tensor:
         """The head's output, to be added to the residual stream."""

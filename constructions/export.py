@@ -49,7 +49,6 @@ class StandardAttention:
         return self.w_q.shape[-1]
 
     def __call__(self, stream: torch.Tensor) -> torch.Tensor:
-        tokens = stream.shape[-2]
         z = []
         for m in range(self.w_q.shape[0]):
             q, k, v = stream @ self.w_q[m], stream @ self.w_k[m], stream @ self.w_v[m]
@@ -60,7 +59,8 @@ class StandardAttention:
             else:
                 a = torch.relu(s) if self.scoring[m] == "relu" else s
                 a = a if mask is None else a * mask
-                a = a / tokens if self.normalise[m] else a
+                if self.normalise[m]:  # the number of attended keys, as the hand-built head divides by
+                    a = a / (stream.shape[-2] if mask is None else mask.sum(-1, keepdim=True).clamp(min=1))
             z.append(a @ v)
         return torch.cat(z, dim=-1) @ self.w_o
 

@@ -43,8 +43,6 @@ class MLPBuilder:
     """Collects hidden-unit groups, then builds an :class:`MLP`."""
 
     def __init__(self, layout: ResidualLayout, label: str = ""):
-        if BIAS not in layout:
-            raise ValueError(f"an MLP needs a constant subspace {BIAS!r} for its biases; the layout has {layout.names}")
         self.layout = layout
         self.label = label
         self._read: list[torch.Tensor] = []
@@ -72,7 +70,15 @@ class MLPBuilder:
         w_in = torch.zeros(self.layout.dim, k, dtype=DEFAULT_DTYPE)
         w_out = torch.zeros(k, self.layout.dim, dtype=DEFAULT_DTYPE)
         units = torch.arange(k)
-        for name, coeff in [*read.items(), (BIAS, bias)]:
+        reads = dict(read)
+        if bool(torch.as_tensor(bias).ne(0).any()):
+            if BIAS not in self.layout:
+                raise ValueError(
+                    f"MLP group {label!r} has a bias, which is read from a constant subspace {BIAS!r} (1 in every "
+                    f"token); the layout has {self.layout.names}"
+                )
+            reads[BIAS] = reads.get(BIAS, 0.0) + torch.as_tensor(bias, dtype=DEFAULT_DTYPE)
+        for name, coeff in reads.items():
             block = self.layout[name]
             rows = block.start + (units if block.size == k else torch.zeros(k, dtype=torch.long))
             w_in[rows, units] += _per_unit(coeff, k, f"read {name}")

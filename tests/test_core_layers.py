@@ -34,11 +34,12 @@ def head(scoring, keys=None, normalise=True):
 
 
 def numpy_reference(stream, scoring, mask=None, normalise=True):
-    """Loop-free numpy version of the three scorings for the head <v_i, x_j> -> x_j into u."""
+    """Loop-free numpy version of the three scorings for the head <v_i, x_j> -> x_j into u; ReLU and linear
+    scoring divide by the number of attended keys (all tokens, or those the mask lets through)."""
     h = stream.numpy()
     x, v = h[..., 0:3], h[..., 4:7]
     s = np.einsum("bid,bjd->bij", v, x)
-    n = h.shape[1]
+    n = h.shape[1] if mask is None else mask.sum(-1, keepdims=True)
     if scoring == "softmax":
         s = np.where(mask, s, -np.inf) if mask is not None else s
         a = np.exp(s - s.max(-1, keepdims=True))
@@ -147,9 +148,13 @@ def test_exact_moves_and_gating():
         moves.gated_add(MLPBuilder(LAYOUT), "u", "x", "flag", bound=0.0)
 
 
-def test_mlp_needs_bias_subspace_and_units():
-    with pytest.raises(ValueError, match="constant subspace 'one'"):
-        MLPBuilder(ResidualLayout([("x", 2)]))
+def test_mlp_needs_a_bias_subspace_only_for_biases_and_needs_units():
+    no_one = ResidualLayout([("x", 2), ("y", 2)])
+    mlp = MLPBuilder(no_one, "move").group({"x": 1.0}, {"y": 1.0}).build()  # no bias, no `one` needed
+    stream = no_one.embed(1, 2, {"x": torch.tensor([[1.0, -2.0], [3.0, 0.5]])})
+    torch.testing.assert_close(no_one.read(mlp(stream), "y"), torch.relu(no_one.read(stream, "x")), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"group 'hinge' has a bias, which is read from a constant subspace 'one'"):
+        MLPBuilder(no_one).group({"x": 1.0}, {"y": 1.0}, bias=-1.0, label="hinge")
     with pytest.raises(ValueError, match="no hidden units"):
         MLPBuilder(LAYOUT, "empty").build()
     with pytest.raises(ValueError, match="different sizes"):
