@@ -1,20 +1,11 @@
-"""Shared test settings: hypothesis profiles sized for CI (2 cores, a few minutes in all)."""
-
-import os
+"""Shared test settings: the package's hypothesis profiles (``ci`` by default, ``HYPOTHESIS_PROFILE=thorough``)."""
 
 import pytest
 import torch
-from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "ci",
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile("thorough", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+from tfconstruct.verify.testing import load_profile
+
+load_profile()
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,16 @@ def test_collecting_instead_of_raising_and_the_slack_table():
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
     assert set(rows) == {"`inv_sqrt_geometric`", "`inv_sqrt_wrong_constant`"}
     assert "| **1** |" in rows["`inv_sqrt_wrong_constant`"]
-    assert f"| {right.slack:.3g} |" in rows["`inv_sqrt_geometric`"]  # min slack over {right, inf}
+    assert f"| 1 | {right.slack:.3g} | {right.slack:.3g} |" in rows["`inv_sqrt_geometric`"]  # exact: at round-off
+
+
+def test_an_exactness_bound_met_to_round_off_shows_no_slack():
+    """A bound of 0 (an exact part) met within atol is 'at round-off', not 'min slack 0'."""
+    exact = Bound("exact_part", "e", sp.Integer(0) * sp.Symbol("M"), "an exact part")
+    checks = [check_bound(exact, e, instance={}, atol=1e-14, M=1) for e in (3e-16, 0.0)]
+    assert all(c.passed and c.at_round_off for c in checks)
+    row = slack_table(checks).splitlines()[2]
+    assert row == "| `exact_part` | 2 | 0 | 2 | — | — | 3e-16 |"
 
 
 def test_nan_measurement_is_a_violation_and_atol_allows_round_off():
