@@ -94,7 +94,7 @@ def test_the_same_seed_reproduces_every_number_and_another_seed_does_not(name, t
     first, again = run_tiny(name, tmp_path / "a"), run_tiny(name, tmp_path / "b")
     assert json.dumps(first) == json.dumps(again)
     other = run_tiny(name, tmp_path / "c", seed=1)
-    metric = STUDIES[name].width_metric
+    metric = STUDIES[name].fits[-1].metric  # the width fit
     assert [r["seed"] for r in other] != [r["seed"] for r in first]
     assert [r[metric] for r in other] != [r[metric] for r in first]
 
@@ -203,9 +203,8 @@ def test_sweep_command_writes_plots_and_a_summary_and_fails_on_a_violated_bound(
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "power: 16 rows" in out and "gap=0.4" in out and "sin_eigh" in out
-    assert (tmp_path / "p" / "power_error_vs_depth.png").exists() and (
-        tmp_path / "p" / "power_error_vs_width.png"
-    ).exists()
+    assert (tmp_path / "p" / "power_sin_eigh_vs_depth.png").exists()
+    assert (tmp_path / "p" / "power_norm_error_vs_width.png").exists()
     with pytest.raises(SystemExit) as exit_info:  # the folder holds another sweep: refuse, do not mix rows
         main([*args[:-1], "3"])
     assert exit_info.value.code == 2 and "refusing to resume" in capsys.readouterr().err
@@ -221,14 +220,15 @@ def test_sweep_command_writes_plots_and_a_summary_and_fails_on_a_violated_bound(
         (["power", "--depth", "0"], "--depth must be an integer >= 1, got 0"),
         (["power", "--width", "0", "8"], "--width must be an integer >= 1, got 0"),
         (["power", "--gap", "1.2"], "--gap must be in"),
-        (["power", "--gap", "0.01"], "power needs --gap in (0.02, 1)"),
+        (["power", "--gap", "0.01"], "--gap must be in (0.02, 1), got 0.01"),
         (["power", "--dim", "8", "--tokens", "8"], "power needs --tokens > --dim"),
-        (["em", "--gap", "0.5"], "--gap does not apply to the em study"),
-        (["em", "--clusters", "1"], "em needs --clusters >= 2"),
-        (["tensor", "--separation", "3"], "--separation does not apply to the tensor study"),
+        (["em", "--gap", "0.5"], "unrecognized arguments: --gap 0.5"),
+        (["em", "--clusters", "1"], "--clusters must be an integer >= 2, got 1"),
+        (["tensor", "--separation", "3"], "unrecognized arguments: --separation 3"),
         (["tensor", "--dim", "3", "--clusters", "4"], "tensor needs --clusters K <= --dim d"),
         (["tensor", "--width", "4"], f"tensor with K=3 needs --width >= {tensor_sweep.min_width(3)}"),
-        (["approximation", "--depth", "2"], "--depth does not apply to the approximation study"),
+        (["approximation", "--depth", "2"], "unrecognized arguments: --depth 2"),
+        (["nosuch"], "invalid choice: 'nosuch'"),
         (["power", "--replicates", "0"], "--replicates must be an integer >= 1"),
     ],
 )

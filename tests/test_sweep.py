@@ -140,7 +140,7 @@ def test_restart_on_change_discards_the_old_study(tmp_path):
 def test_sweep_command_runs_the_approximation_study_and_resumes(tmp_path, capsys):
     from tfconstruct.verify.cli import main
 
-    args = ["sweep", "approximation", "--out", str(tmp_path), "--widths", "8", "16", "--replicates", "1"]
+    args = ["sweep", "approximation", "--out", str(tmp_path), "--width", "8", "16", "--replicates", "1"]
     assert main(args) == 0
     first = (tmp_path / "results.csv").read_text()
     assert (tmp_path / "product.png").exists() and "violations 0" in capsys.readouterr().out

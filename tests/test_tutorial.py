@@ -13,7 +13,7 @@ from tfconstruct.constructions.model import Transformer
 from tfconstruct.constructions.piecewise import PiecewiseLinear, uniform_knots
 from tfconstruct.constructions.residual import ResidualLayout
 from tfconstruct.constructions.weights import Bilinear, LinearMap
-from tfconstruct.verify.families import tutorials
+from tfconstruct.verify.families import registered, tutorials
 from tfconstruct.verify.tutorial import generate_tutorials
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -82,7 +82,7 @@ def test_a_failing_example_names_its_module(tmp_path):
 
 def test_committed_docs_match_regeneration(tmp_path):
     """The docs/ tutorials are what the code generates now (the toy test above covers the generator itself)."""
-    examples = tutorials()
+    examples = tutorials(registered())
     generated = generate_tutorials(tmp_path, examples, heatmaps="link")
     stale = []
     for path in generated:

@@ -1,72 +1,127 @@
-"""Command-line interface: ``tfconstruct report`` runs the main job; ``bounds`` prints the theory;
-``docs`` regenerates the tutorials; ``sweep`` runs a resumable study (:mod:`tfconstruct.verify.study`)."""
+"""Command-line interface: ``report`` runs the main job; ``bounds`` prints the theory; ``docs`` regenerates the
+tutorials; ``sweep`` runs a resumable study; ``benchmark`` times the forward passes. Every command sees the
+registered families: the installed ones (entry-point group ``tfconstruct.families``) and any ``--plugin``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Sequence
 
+from tfconstruct.theory.bound import Bound
 from tfconstruct.theory.latex import format_latex, format_text
-from tfconstruct.theory.registry import all_bounds, get
+from tfconstruct.theory.registry import all_bounds
 
-from .families import FAMILIES, sweep_commands, tutorials
-from .report import run_report, select_families
+from .approximation.study import STUDY as APPROXIMATION
+from .benchmark import run_benchmark
+from .families import PluginError, registered, tutorials
+from .family import Family
+from .report import run_report, select_sections
 from .results import ReportContext
-from .study import add_arguments as add_sweep_arguments, run as run_sweep
+from .study import SweepCommand, add_arguments as add_sweep_arguments, run as run_sweep
 from .sweep import package_version
 from .tutorial import generate_tutorials
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugins = argparse.ArgumentParser(add_help=False)
+    plugins.add_argument("--plugin", action="append", default=[])
+    try:
+        families = registered(plugins.parse_known_args(argv)[0].plugin)
+        studies = sweep_commands(families)
+    except PluginError as err:
+        print(f"tfconstruct: error: {err}", file=sys.stderr)
+        return 2
+    parser, sweep = build_parser(families, studies)
+    args = parser.parse_args(argv)
+    if args.command == "sweep":
+        return run_sweep(args, sweep, studies)
+    if args.command == "docs":
+        for path in generate_tutorials(args.out, tutorials(families)):
+            print(f"wrote {path}")
+        return 0
+    if args.command == "bounds":
+        return _print_bounds(families, args.name, args.latex)
+    if args.command == "benchmark":
+        chosen = [family for family in families if not args.family or family.name in args.family]
+        run_benchmark(chosen, args.batches, args.repeats, args.tokens)
+        return 0
+    try:
+        select_sections(families, args.only)
+    except (ValueError, PluginError) as err:
+        parser.error(str(err))
+    ok = run_report(ReportContext(args.out, quick=args.quick, device=args.device, seed=args.seed), families, args.only)
+    print(f"report written to {args.out / 'report.md'}; {'all checks pass' if ok else 'SOME CHECKS FAILED'}")
+    return 0 if ok else 1
+
+
+def sweep_commands(families: Sequence[Family]) -> dict[str, SweepCommand]:
+    """``tfconstruct sweep <name>`` for every study of every family, and the approximating parts' study.
+
+    Raises:
+        PluginError: if two studies share a name.
+    """
+    commands: dict[str, SweepCommand] = {}
+    for study in [*(study for family in families for study in family.studies), APPROXIMATION]:
+        if study.name in commands:
+            raise PluginError(f"two sweep studies are named {study.name!r}; study names must be unique")
+        commands[study.name] = study
+    return commands
+
+
+def build_parser(
+    families: Sequence[Family], studies: dict[str, SweepCommand]
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The full parser (for the registered families and studies) and the sweep's study sub-parsers."""
     parser = argparse.ArgumentParser(prog="tfconstruct", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+        help="register the family (FAMILY or FAMILIES) of a module or a .py file; repeatable; before the command",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
+    names = [family.name for family in families]
     report = commands.add_parser("report", help="build every construction, verify it, write plots and a report")
     report.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
     report.add_argument("--quick", action="store_true", help="smaller sweeps (for smoke tests)")
     report.add_argument("--device", default="cpu", help="torch device for the constructions (cpu or cuda)")
     report.add_argument("--seed", type=int, default=0)
     report.add_argument(
-        "--only",
-        nargs="+",
-        metavar="FAMILY",
-        help=f"run only these families' sections ({', '.join(f.name for f in FAMILIES)})",
+        "--only", nargs="+", metavar="SECTION", help=f"run only these sections ({', '.join([*names, 'theory'])})"
     )
     bounds = commands.add_parser("bounds", help="print every registered error bound (plain text or LaTeX)")
     bounds.add_argument("--latex", action="store_true", help="print a LaTeX fragment instead of plain text")
     bounds.add_argument("--name", action="append", help="print only this bound (repeatable)")
-    docs = commands.add_parser("docs", help="regenerate the tutorials (one per construction) from the code")
+    docs = commands.add_parser("docs", help="regenerate the tutorials (one per registered example)")
     docs.add_argument("--out", type=Path, default=Path("docs"), help="output folder (default: ./docs)")
-    sweep = commands.add_parser("sweep", help="run a resumable sweep (tidy CSV/JSON + plots)")
-    studies = sweep_commands()
-    add_sweep_arguments(sweep, studies)
-    args = parser.parse_args(argv)
-    if args.command == "sweep":
-        return run_sweep(args, sweep, studies)
-    if args.command == "docs":
-        for path in generate_tutorials(args.out, tutorials()):
-            print(f"wrote {path}")
-        return 0
-    if args.command == "bounds":
-        return _print_bounds(args.name, args.latex)
-    if args.command == "report":
-        try:
-            select_families(args.only)
-        except ValueError as err:
-            report.error(str(err))
-        ok = run_report(ReportContext(args.out, quick=args.quick, device=args.device, seed=args.seed), args.only)
-        print(f"report written to {args.out / 'report.md'}; {'all checks pass' if ok else 'SOME CHECKS FAILED'}")
-        return 0 if ok else 1
-    return 2
+    sweep = commands.add_parser("sweep", help="run a resumable sweep (tidy CSV/JSON, plots, fitted rates)")
+    study_parsers = add_sweep_arguments(sweep, studies)
+    benchmark = commands.add_parser("benchmark", help="time every family's forward pass (ratios to numpy, matmul)")
+    benchmark.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64], help="batch sizes")
+    benchmark.add_argument("--repeats", type=int, default=3, help="timed repeats (the median is reported)")
+    benchmark.add_argument("--tokens", type=int, default=256, help="tokens per instance")
+    benchmark.add_argument("--family", nargs="+", choices=names, help="only these families")
+    return parser, study_parsers
 
 
-def _print_bounds(names: list[str] | None, latex: bool) -> int:
-    try:
-        selected = [get(name) for name in names] if names else all_bounds()
-    except KeyError as err:
-        print(err.args[0], file=sys.stderr)
+def _print_bounds(families: Sequence[Family], names: list[str] | None, latex: bool) -> int:
+    """Every registered bound: the theory package's and the families' (plugins included)."""
+    bounds: dict[str, Bound] = {bound.name: bound for bound in all_bounds()}
+    for family in families:
+        for bound in family.bounds:
+            if bounds.setdefault(bound.name, bound) is not bound:
+                print(
+                    f"tfconstruct: error: family {family.name!r} registers a second bound {bound.name!r}",
+                    file=sys.stderr,
+                )
+                return 2
+    unknown = [name for name in names or () if name not in bounds]
+    if unknown:
+        print(f"no bound named {unknown[0]!r}; registered bounds: {sorted(bounds)}", file=sys.stderr)
         return 2
+    selected = [bounds[name] for name in names] if names else list(bounds.values())
     print(format_latex(selected) if latex else format_text(selected))
     return 0
 

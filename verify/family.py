@@ -1,33 +1,100 @@
-r"""A construction family as the verification tools see it: one record that every command reads.
+r"""A construction family: the one public record every command reads, for shipped families and plugins alike.
 
-A family bundles what the toolkit does with a construction: its report section, its sweep studies and its
-tutorials. ``tfconstruct report``, ``sweep`` and ``docs`` iterate over the registered families
-(:mod:`tfconstruct.verify.families`) and know nothing else about them. The construction itself lives in
-``constructions/<family>/``, its bounds in ``theory/<family>.py`` (collected by
-:mod:`tfconstruct.theory.registry`), and its references, strategies, measurements and section in
-``verify/<family>/``.
+A family bundles what the toolkit does with a construction. ``tfconstruct report``, ``sweep``, ``bounds``, ``docs``
+and ``benchmark`` iterate over the registered families (:mod:`tfconstruct.verify.families`: the entry-point group
+``tfconstruct.families`` and ``--plugin`` modules) and know nothing else about them.
+
+=================  =========================================================================================
+field              what it holds
+=================  =========================================================================================
+``name``           the key (``report --only NAME``, ``benchmark --family NAME``); lower case, unique
+``title``          the report section's heading
+``constructions``  name -> builder (a class or function returning a
+                   :class:`~tfconstruct.constructions.construction.Construction`)
+``references``     name -> the numpy reference algorithm(s) the constructions are checked against
+``strategies``     name -> a function returning a hypothesis ``SearchStrategy`` of instances built to the
+                   theorems' assumptions (callable with no arguments)
+``bounds``         the family's :class:`~tfconstruct.theory.bound.Bound` objects (``tfconstruct bounds``)
+``studies``        its sweep studies (``tfconstruct sweep <study name>``)
+``section``        ``section(context) -> SectionResult``: the report section
+``tutorials``      key -> a function returning a
+                   :class:`~tfconstruct.constructions.construction.TutorialExample` (``docs/tutorial_<key>.md``)
+``benchmark``      ``benchmark(tokens) -> BenchmarkCase``: a model, its input and the numpy reference, timed
+``order``          the section's place in the report (smaller first)
+=================  =========================================================================================
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
 
 from tfconstruct.constructions.construction import TutorialExample
+from tfconstruct.constructions.model import Transformer
+from tfconstruct.theory.bound import Bound
 
 from .results import ReportContext, SectionResult
 from .study import SweepCommand
 
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class BenchmarkCase:
+    """What ``tfconstruct benchmark`` times for a family: ``model`` on ``stream(batch)``, against ``reference(batch)``,
+    a function that runs the numpy reference on the same ``batch`` instances (and returns its result)."""
+
+    name: str
+    model: Transformer
+    stream: Callable[[int], torch.Tensor]
+    reference: Callable[[int], Any]
+
 
 @dataclass(frozen=True)
 class Family:
-    """One family: ``name`` (the key of ``report --only``), the report section's ``title``, ``order`` and
-    ``section`` function, its sweep ``studies`` (``tfconstruct sweep <study name>``) and its ``tutorials``
-    (``docs/tutorial_<key>.md`` for each key)."""
+    """One construction family (see the module docstring for each field).
+
+    Raises:
+        ValueError: listing every missing or malformed part, with the family's name.
+    """
 
     name: str
     title: str
-    order: int
+    constructions: Mapping[str, Callable[..., Any]]
+    references: Mapping[str, Callable[..., Any]]
+    strategies: Mapping[str, Callable[..., Any]]
+    bounds: tuple[Bound, ...]
+    studies: tuple[SweepCommand, ...]
     section: Callable[[ReportContext], SectionResult]
-    studies: tuple[SweepCommand, ...] = ()
-    tutorials: Mapping[str, Callable[[], TutorialExample]] = field(default_factory=dict)
+    tutorials: Mapping[str, Callable[[], TutorialExample]]
+    benchmark: Callable[[int], BenchmarkCase]
+    order: int = 100
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            problems.append(
+                f"name must be lower-case letters, digits and '_', starting with a letter, got {self.name!r}"
+            )
+        if not isinstance(self.title, str) or not self.title:
+            problems.append("title must be a non-empty string")
+        for part in ("constructions", "references", "strategies", "tutorials"):
+            value = getattr(self, part)
+            if not isinstance(value, Mapping) or not value:
+                problems.append(f"{part} must be a non-empty mapping of names to callables")
+            elif not all(isinstance(k, str) and callable(v) for k, v in value.items()):
+                problems.append(f"{part} must map names (str) to callables")
+        if not self.bounds or not all(isinstance(b, Bound) for b in self.bounds):
+            problems.append("bounds must be a non-empty sequence of tfconstruct.theory.Bound")
+        if not self.studies or not all(hasattr(s, "run") and hasattr(s, "params") for s in self.studies):
+            problems.append("studies must be a non-empty sequence of studies (tfconstruct.verify.Study)")
+        for part in ("section", "benchmark"):
+            if not callable(getattr(self, part)):
+                problems.append(f"{part} must be callable")
+        if problems:
+            raise ValueError(f"family {self.name!r} is incomplete: " + "; ".join(problems))
+        object.__setattr__(self, "bounds", tuple(self.bounds))
+        object.__setattr__(self, "studies", tuple(self.studies))

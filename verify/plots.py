@@ -99,7 +99,10 @@ def plot_error_vs_depth(
             medians within a factor 10 of it.
         fit_from: fit the slope only on depths >= this (an asymptotic window).
     """
-    return _plot_errors(path, depths, curves, reference, floor, "semilog", None, title, xlabel, ylabel, fit_from)
+    return plot_errors(
+        path, depths, curves, scale="semilog", dashed=reference, floor=floor, title=title, xlabel=xlabel, ylabel=ylabel,
+        fit_from=fit_from,
+    )  # fmt: skip
 
 
 def plot_error_vs_width(
@@ -128,22 +131,29 @@ def plot_error_vs_width(
         floor: the float64 floor, drawn dotted; ignored by the slope fit within a factor 10.
         fit_from: fit the slope only on widths >= this (an asymptotic window).
     """
-    return _plot_errors(path, widths, curves, bounds, floor, "loglog", expected_slope, title, xlabel, ylabel, fit_from)
+    return plot_errors(
+        path, widths, curves, scale="loglog", dashed=bounds, floor=floor, expected_slope=expected_slope, title=title,
+        xlabel=xlabel, ylabel=ylabel, fit_from=fit_from,
+    )  # fmt: skip
 
 
-def _plot_errors(
+def plot_errors(
     path: str | Path,
     x: Sequence[float],
     curves: Mapping[str, np.ndarray],
-    dashed: Mapping[str, np.ndarray] | None,
-    floor: float | None,
+    *,
     scale: str,
-    expected_slope: float | None,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    fit_from: float | None,
+    dashed: Mapping[str, np.ndarray] | None = None,
+    floor: float | None = None,
+    expected_slope: float | None = None,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "error",
+    fit_from: float | Mapping[str, float | None] | None = None,
 ) -> dict[str, float]:
+    """Errors against ``x`` on a log y-axis (``scale="semilog"``, or ``"loglog"`` with a log x-axis); returns each
+    curve's fitted slope. ``fit_from`` is one window for every curve or a window per curve label; the rest as in
+    :func:`plot_error_vs_depth` and :func:`plot_error_vs_width`."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"x values must be a non-empty 1-D sequence, got shape {x.shape}")
@@ -172,7 +182,8 @@ def _plot_errors(
     slopes: dict[str, float] = {}
     for label, (median, low, high) in summaries.items():
         colour = colour_of.setdefault(label, next(colours))
-        slope = fitted_slope(x, median, scale, floor, fit_from)
+        window = fit_from.get(label) if isinstance(fit_from, Mapping) else fit_from
+        slope = fitted_slope(x, median, scale, floor, window)
         slopes[label] = slope
         ax.fill_between(x, clip(low), clip(high), color=colour, alpha=0.2, linewidth=0)
         ax.plot(x, clip(median), "o-", color=colour, markersize=3.5, label=_slope_label(label, slope, scale))

@@ -1,7 +1,8 @@
 """The main job: build every construction, verify it, write plots and a Markdown + JSON report.
 
-One section per registered family (:mod:`tfconstruct.verify.families`), in the families' order; a section is
-the family's ``section(context) -> SectionResult``.
+One section per registered family (:mod:`tfconstruct.verify.families`), in the families' order (a section is the
+family's ``section(context) -> SectionResult``), then the theory section (every registered bound, the approximating
+parts; :mod:`tfconstruct.verify.approximation.section`) and the tutorials of the families reported on.
 """
 
 from __future__ import annotations
@@ -10,38 +11,43 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 
-from .families import FAMILIES
+from .approximation import section as theory
+from .families import tutorials
 from .family import Family
 from .results import ReportContext, SectionResult
 from .tutorial import tutorial_section
 
+Section = tuple[str, str, Callable[[ReportContext], SectionResult]]
+THEORY: Section = ("theory", "Theory: bounds, slack and LaTeX", theory.run)
 
-def select_families(only: list[str] | None = None) -> list[Family]:
-    """The families to report on: all, or those named in ``only``.
+
+def select_sections(families: Sequence[Family], only: Sequence[str] | None = None) -> list[Section]:
+    """``(key, title, run)`` of the sections to report: every family's and the theory section, or those in ``only``;
+    then the tutorials of the families chosen.
 
     Raises:
         ValueError: naming the unknown names and the available ones.
     """
-    if not only:
-        return list(FAMILIES)
-    known = [family.name for family in FAMILIES]
-    unknown = sorted(set(only) - set(known))
+    sections = [(family.name, family.title, family.section) for family in families] + [THEORY]
+    known = [key for key, _, _ in sections]
+    unknown = sorted(set(only or ()) - set(known))
     if unknown:
         raise ValueError(f"unknown report section(s) {unknown}; available: {known}")
-    return [family for family in FAMILIES if family.name in only]
-
-
-def run_report(context: ReportContext, only: list[str] | None = None) -> bool:
-    """Run the sections, write ``report.md`` and ``report.json``; return whether every check passed."""
-    families = select_families(only)
-    examples = {key: factory for family in families for key, factory in family.tutorials.items()}
-    sections = [(family.name, family.title, family.section) for family in families]
+    chosen = [family for family in families if not only or family.name in only]
+    sections = [section for section in sections if not only or section[0] in only]
+    examples = tutorials(chosen)
     if examples:
         sections.append(("tutorials", "Tutorials", lambda context: tutorial_section(context, examples)))
+    return sections
+
+
+def run_report(context: ReportContext, families: Sequence[Family], only: Sequence[str] | None = None) -> bool:
+    """Run the sections, write ``report.md`` and ``report.json``; return whether every check passed."""
+    sections = select_sections(families, only)
     context.out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(context.seed)
     lines = [

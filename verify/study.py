@@ -1,18 +1,19 @@
-r"""The sweep framework behind ``tfconstruct sweep <study>``: grid parameters, bound columns, studies and their CLI.
+r"""Sweep studies behind ``tfconstruct sweep <study>``: declared parameters, bound columns, fitted rates, the CLI.
 
-A :class:`Study` is a batched :class:`~tfconstruct.verify.sweep.Sweep` measure
-``measure(config, seeds) -> [metrics, ...]`` over the grid *instance parameters x depth x width*: it builds one
-instance per seed, runs the construction **once** on the whole batch, compares every replicate with the family's
-numpy reference, and returns tidy metrics plus, for each metric a theorem covers, the bound evaluated at that
-instance (column ``<metric>_bound``; NaN where the theorem's assumption does not hold for the row). Seeds depend on
-the instance parameters only (``seed_keys``), so every depth and width of one replicate sees the same instance
-(common random numbers). The families' studies live in ``verify/<family>/sweep.py``.
+A :class:`Study` is a batched :class:`~tfconstruct.verify.sweep.Sweep` measure ``measure(config, seeds) ->
+[metrics, ...]`` over the grid of its **declared parameters** (:class:`Param`: type, allowed range, default values,
+label, help; each becomes a CLI flag of ``tfconstruct sweep <study>``). It builds one instance per seed, runs the
+construction **once** on the whole batch, compares every replicate with the family's numpy reference, and returns
+tidy metrics plus, for each metric a theorem covers, the bound evaluated at that instance (column ``<metric>_bound``;
+NaN where the theorem's assumption does not hold for the row). Parameters marked ``knob`` (depth, width, ...) are the
+construction's; the others describe the instance, and seeds depend on those only, so every knob value of one
+replicate sees the same instance (common random numbers).
 
-A measured value violates a :class:`BoundColumn` when it exceeds its bound by more than the column's round-off
-allowance; :meth:`Study.run` then plots error vs depth (semilog, at the largest width) and vs width (log-log, at
-the largest depth), prints a summary and returns 1 on any violation. Every number of a row is a function of its
-seed and grid point, except that batched products agree bit for bit only for the same batch: a run interrupted
-*between two rows of one grid point* resumes with round-off-level differences in that grid point.
+After the sweep, :meth:`Study.run` checks every :class:`BoundColumn` (measured <= bound up to a stated round-off) and
+every :class:`Fit` (the fitted slope of a metric against one parameter, on its own window, against the expected
+rate, a number or a per-row column), writes one figure per fit, prints a summary, and returns 1 on any violation.
+Every number of a row is a function of its seed and grid point, except that batched products agree bit for bit only
+for the same batch: a run interrupted *between two rows of one grid point* resumes with round-off-level differences.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 
-from .plots import median_and_band, plot_error_vs_depth, plot_error_vs_width
+from .plots import median_and_band, plot_errors
 from .sweep import Sweep, SweepMismatch, pivot
 
 Config = Mapping[str, Any]
@@ -40,49 +41,57 @@ RELATIVE = 1e-12  # relative float64 allowance of a bound check (bounds that are
 
 @dataclass(frozen=True)
 class Param:
-    """A grid parameter and its CLI flag ``--name``: values of type ``kind`` with ``valid(value)`` true."""
+    """A grid parameter and its CLI flag ``--name``: values of type ``kind`` with ``valid(value)`` true.
+
+    ``knob`` marks a parameter of the construction (depth, width, ...), not of the instance: seeds do not depend on
+    it, so every knob value of a replicate sees the same instance.
+    """
 
     name: str
     kind: type
-    valid: Callable[[float], bool]
+    default: tuple[Any, ...]
+    valid: Callable[[Any], bool]
     requirement: str
     label: str
     help: str
+    knob: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.default:
+            raise ValueError(f"parameter {self.name!r} needs at least one default value")
+        bad = [v for v in self.default if not self.valid(v)]
+        if bad:
+            raise ValueError(f"parameter {self.name!r}: default values {bad} are not {self.requirement}")
+
+    def problems(self, values: Sequence[Any]) -> list[str]:
+        """What is wrong with ``values`` for this parameter (empty when nothing)."""
+        errors = []
+        bad = [v for v in values if not self.valid(v)]
+        if bad:
+            errors.append(f"--{self.name} must be {self.requirement}, got {' '.join(map(str, bad))}")
+        if len(set(values)) != len(values):
+            errors.append(f"--{self.name} has repeated values {' '.join(map(str, values))}")
+        return errors
 
 
-PARAMS: dict[str, Param] = {
-    p.name: p
-    for p in [
-        Param(
-            "depth",
-            int,
-            lambda v: v >= 1,
-            "an integer >= 1",
-            "L",
-            "algorithm steps emulated: power steps, EM iterations, tensor iterations per component",
-        ),
-        Param(
-            "width",
-            int,
-            lambda v: v >= 1,
-            "an integer >= 1",
-            "M",
-            "knot intervals M of the approximating MLPs (approximation study: the part's width)",
-        ),
-        Param("dim", int, lambda v: v >= 1, "an integer >= 1", "d", "data dimension d"),
-        Param("tokens", int, lambda v: v >= 1, "an integer >= 1", "n", "data points n"),
-        Param("clusters", int, lambda v: v >= 1, "an integer >= 1", "K", "mixture components K"),
-        Param("gap", float, lambda v: 0 < v < 1, "in (0, 1)", "gap", "eigengap lambda_2 / lambda_1"),
-        Param(
-            "separation",
-            float,
-            lambda v: 0 < v < math.inf,
-            "finite and > 0",
-            "sep",
-            "distance Delta between the cluster centres (in units of the noise sigma = 1)",
-        ),
-    ]
-}
+def depth_param(default: Sequence[int], help: str, *, minimum: int = 1) -> Param:
+    """The number of algorithm steps a construction emulates (a knob), ``>= minimum`` (0 allows a baseline)."""
+    return Param("depth", int, tuple(default), lambda v: v >= minimum, f"an integer >= {minimum}", "L", help, True)
+
+
+def width_param(default: Sequence[int], help: str) -> Param:
+    """The width knob of a construction's approximating part (e.g. knot intervals $M$), ``>= 1``."""
+    return Param("width", int, tuple(default), lambda v: v >= 1, "an integer >= 1", "M", help, True)
+
+
+def positive_int(name: str, default: Sequence[int], label: str, help: str, *, minimum: int = 1) -> Param:
+    """An integer instance parameter ``>= minimum``."""
+    return Param(name, int, tuple(default), lambda v: v >= minimum, f"an integer >= {minimum}", label, help)
+
+
+def interval(name: str, default: Sequence[float], label: str, help: str, low: float, high: float) -> Param:
+    """A float instance parameter in the open interval (``low``, ``high``) (``high`` may be ``inf``)."""
+    return Param(name, float, tuple(default), lambda v: low < v < high, f"in ({low:g}, {high:g})", label, help)
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,45 @@ class BoundColumn:
         return self.applies(row) and not row[self.metric] <= bound + self.relative * abs(bound) + self.allowance(row)
 
 
+@dataclass(frozen=True)
+class Fit:
+    r"""A rate to fit: the median of ``metric`` over replicates against the parameter ``axis``.
+
+    ``scale="semilog"`` fits $\log e = p\,x + c$ (a per-step rate $p = \log\rho$; depth), ``"loglog"`` fits
+    $\log e = p \log x + c$ (an order; width). Points with ``x < fit_from`` (a number, or a column holding it per
+    row) and medians within a factor 10 of ``floor`` are left out. ``expected`` is the theory's slope (a number, or
+    a column holding it per row, e.g. $\log\max_i|1 - \eta\lambda_i|$); with a ``tolerance`` the fit is a check
+    (``relative``: the tolerance is a fraction of $|$expected$|$).
+    """
+
+    metric: str
+    axis: str
+    scale: Literal["semilog", "loglog"]
+    expected: float | str | None = None
+    tolerance: float | None = None
+    relative: bool = False
+    fit_from: float | str | None = None
+    floor: float | None = None
+
+    def expected_for(self, rows: Sequence[Mapping[str, Any]]) -> float | None:
+        """The expected slope of a curve drawn from ``rows`` (the median of a column, or the number)."""
+        if self.expected is None or not isinstance(self.expected, str):
+            return self.expected
+        return float(np.median([r[self.expected] for r in rows]))
+
+    def window_for(self, rows: Sequence[Mapping[str, Any]]) -> float | None:
+        if self.fit_from is None or not isinstance(self.fit_from, str):
+            return self.fit_from
+        return float(np.max([r[self.fit_from] for r in rows]))
+
+    def failed(self, slope: float, expected: float | None) -> bool:
+        """True if the fit is a check and the slope is missing or off by more than the tolerance."""
+        if self.tolerance is None or expected is None:
+            return False
+        allowed = self.tolerance * abs(expected) if self.relative else self.tolerance
+        return not abs(slope - expected) <= allowed
+
+
 def check_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[BoundColumn]) -> tuple[list[str], int]:
     """Lines of a table and the total number of violations. Per column: the rows where the bound applies, the
     violations, the largest measured value and the smallest slack bound/measured over the rows measured above
@@ -139,11 +187,11 @@ def check_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[BoundColumn
 
 
 class SweepCommand(Protocol):
-    """What ``tfconstruct sweep <name>`` runs: a named study with default grid values and replicates."""
+    """What ``tfconstruct sweep <name>`` runs: a named study with declared parameters and replicates."""
 
     name: str
     description: str
-    defaults: dict[str, list[Any]]
+    params: tuple[Param, ...]
     replicates: int
 
     def validate(self, grid: Grid) -> list[str]:
@@ -151,40 +199,50 @@ class SweepCommand(Protocol):
         ...
 
     def run(self, out: Path, grid: Grid, replicates: int, seed: int) -> int:
-        """Run (or resume) the sweep in ``out``; 1 if a measured value exceeds its bound, else 0."""
+        """Run (or resume) the sweep in ``out``; 1 if a measured value exceeds its bound or a rate check fails."""
         ...
 
 
 @dataclass(frozen=True)
 class Study:
-    """A construction sweep: its measure, default grid (instance parameters, then ``depth`` and ``width``), bound
-    columns, the metrics plotted against depth (semilog) and width (log-log), and cross-parameter validation."""
+    """A construction sweep: its measure over the grid of ``params``, bound columns, fitted rates and
+    cross-parameter validation (``check_grid(grid) -> [problem, ...]``)."""
 
     name: str
     description: str
     measure: Callable[[Config, Sequence[int]], list[Metrics]]
-    defaults: dict[str, list[Any]]
+    params: tuple[Param, ...]
     replicates: int
-    bounds: tuple[BoundColumn, ...]
-    depth_metric: str
-    width_metric: str
-    expected_width_slope: float
-    floor: float | None  # float64 floor of the depth metric (drawn; slopes and bounds stop above it)
-    constants: dict[str, Any]
-    check_grid: Callable[[Grid], list[str]]
+    bounds: tuple[BoundColumn, ...] = ()
+    fits: tuple[Fit, ...] = ()
+    constants: dict[str, Any] = field(default_factory=dict)
+    check_grid: Callable[[Grid], list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"study {self.name!r}: parameter names repeat: {names}")
+        for fit in self.fits:
+            if fit.axis not in names:
+                raise ValueError(f"study {self.name!r}: fit of {fit.metric!r} is against {fit.axis!r}, not a parameter")
 
     @property
     def instance_params(self) -> list[str]:
-        return [name for name in self.defaults if name not in ("depth", "width")]
+        """The parameters that describe the instance (seeds depend on these only)."""
+        return [p.name for p in self.params if not p.knob]
+
+    @property
+    def knobs(self) -> list[str]:
+        return [p.name for p in self.params if p.knob]
 
     def validate(self, grid: Grid) -> list[str]:
-        return self.check_grid(grid)
+        return self.check_grid(grid) if self.check_grid else []
 
     def sweep(
         self, out_dir: str | Path, grid: Grid, replicates: int, *, base_seed: int = 0, progress: bool = True
     ) -> Sweep:
-        """The :class:`Sweep` (batched; seeds shared across depth and width; the study's constants recorded)."""
-        ordered = {name: list(grid[name]) for name in self.defaults}
+        """The :class:`Sweep` (batched; seeds shared across the knobs; the study's constants recorded)."""
+        ordered = {p.name: list(grid[p.name]) for p in self.params}
         return Sweep(
             ordered,
             replicates,
@@ -198,11 +256,13 @@ class Study:
         )
 
     def run(self, out: Path, grid: Grid, replicates: int, seed: int) -> int:
-        """Run (or resume) the study over ``grid`` in ``out``, plot, print the summary; 1 on a bound violation."""
+        """Run (or resume) the study over ``grid`` in ``out``, plot, print the summary; 1 on a violated bound or a
+        failed rate check."""
         started = time.perf_counter()
         rows = self.sweep(out, grid, replicates, base_seed=seed).run()
         print(f"{self.name}: {len(rows)} rows in {out / 'results.csv'} ({time.perf_counter() - started:.1f} s)")
-        for line in self.summarise(rows, out):
+        lines, failed_fits = self.summarise(rows, out)
+        for line in lines:
             print(line)
         lines, violations = check_table(rows, self.bounds)
         for line in lines:
@@ -211,71 +271,66 @@ class Study:
             for column in self.bounds:
                 if column.violated(row):
                     print(f"  BOUND VIOLATED ({column.metric}): {row}", file=sys.stderr)
-        return 1 if violations else 0
+        return 1 if violations or failed_fits else 0
 
-    def summarise(self, rows: Sequence[Mapping[str, Any]], out: Path) -> list[str]:
-        """Write ``<study>_error_vs_depth.png`` (at the largest width) and ``<study>_error_vs_width.png`` (at the
-        largest depth), one curve per combination of the instance parameters that vary, bounds dashed; return lines
-        with the fitted slopes and the medians."""
-        depths = sorted({r["depth"] for r in rows})
-        widths = sorted({r["width"] for r in rows})
-        groups = _groups(rows, self.instance_params)
-        lines = []
-        for axis, fixed, metric, xs in (
-            ("depth", ("width", widths[-1]), self.depth_metric, depths),
-            ("width", ("depth", depths[-1]), self.width_metric, widths),
-        ):
-            curves, bounds = {}, {}
-            for label, where in groups.items():
-                selection = {**where, fixed[0]: fixed[1]}
-                curves[label] = pivot(rows, axis, metric, where=selection)[1][metric]
-                bound = pivot(rows, axis, f"{metric}_bound", where=selection)[1][f"{metric}_bound"]
-                median = median_and_band(bound)[0]
-                if axis == "depth" and self.floor is not None:
-                    median = np.where(median > self.floor, median, np.nan)  # drawn down to the float floor
-                if np.isfinite(median).any():
-                    bounds[label] = median
-            path = out / f"{self.name}_error_vs_{axis}.png"
-            title = f"{self.description}: {metric} vs {axis} at {fixed[0]} {fixed[1]} (dashed: bound)"
-            if axis == "depth":
-                slopes = plot_error_vs_depth(
-                    path, xs, curves, reference=bounds, floor=self.floor, title=title, ylabel=metric
-                )
-                fitted = ", ".join(f"{label}: rate {math.exp(s):.3g}/step" for label, s in slopes.items())
-            else:
-                slopes = plot_error_vs_width(
-                    path,
-                    xs,
-                    curves,
-                    bounds=bounds,
-                    expected_slope=self.expected_width_slope,
-                    title=title,
-                    ylabel=metric,
-                )
-                fitted = ", ".join(f"{label}: slope {s:.2f}" for label, s in slopes.items())
-                fitted += f" (theory {self.expected_width_slope:g})"
-            lines.append(f"  {metric} vs {axis} ({fixed[0]} {fixed[1]}) -> {path}: {fitted}")
-            lines.append(
-                f"    {'median':27s}" + "".join(f"{PARAMS[axis].label + '=' + format(x, 'g'):10s}" for x in xs)
-            )
+    def summarise(self, rows: Sequence[Mapping[str, Any]], out: Path) -> tuple[list[str], int]:
+        """One figure ``<study>_<metric>_vs_<axis>.png`` per :class:`Fit` (the other knobs at their largest value,
+        one curve per combination of the instance parameters that vary, bounds dashed); return summary lines and
+        the number of failed rate checks."""
+        lines, failed = [], 0
+        labels = {p.name: p.label for p in self.params}
+        for fit in self.fits:
+            xs = sorted({r[fit.axis] for r in rows})
+            fixed = {k: max(r[k] for r in rows) for k in self.knobs if k != fit.axis}
+            curves, bounds, slopes_expected = {}, {}, {}
+            for label, where in _groups(rows, self.instance_params, labels).items():
+                selection = {**where, **fixed}
+                chosen = [r for r in rows if all(r[k] == v for k, v in selection.items())]
+                curves[label] = pivot(chosen, fit.axis, fit.metric)[1][fit.metric]
+                if f"{fit.metric}_bound" in chosen[0]:
+                    median = median_and_band(pivot(chosen, fit.axis, f"{fit.metric}_bound")[1][f"{fit.metric}_bound"])[
+                        0
+                    ]
+                    if fit.floor is not None:
+                        median = np.where(median > fit.floor, median, np.nan)  # drawn down to the float floor
+                    if np.isfinite(median).any():
+                        bounds[label] = median
+                slopes_expected[label] = (fit.expected_for(chosen), fit.window_for(chosen))
+            path = out / f"{self.name}_{fit.metric}_vs_{fit.axis}.png"
+            at = ", ".join(f"{labels[k]} {v:g}" for k, v in fixed.items())
+            title = f"{self.description}: {fit.metric} vs {fit.axis}" + (f" at {at}" if at else "") + " (dashed: bound)"
+            constant = fit.expected if isinstance(fit.expected, (int, float)) and fit.scale == "loglog" else None
+            slopes = plot_errors(
+                path, xs, curves, scale=fit.scale, dashed=bounds, floor=fit.floor, expected_slope=constant,
+                fit_from={label: window for label, (_, window) in slopes_expected.items()},
+                title=title, ylabel=fit.metric, xlabel=labels[fit.axis],
+            )  # fmt: skip
+            lines.append(f"  {fit.metric} vs {fit.axis} -> {path}")
+            for label, slope in slopes.items():
+                expected, _ = slopes_expected[label]
+                bad = fit.failed(slope, expected)
+                failed += bad
+                versus = "" if expected is None else f" (theory {expected:.4g}{', FAILED' if bad else ''})"
+                lines.append(f"    {label:27s} slope {slope:.4g}{versus}")
+            lines.append(f"    {'median':27s}" + "".join(f"{labels[fit.axis] + '=' + format(x, 'g'):10s}" for x in xs))
             lines += [
                 f"    {label:27s}" + "".join(f"{m:<10.2e}" for m in median_and_band(c)[0])
                 for label, c in curves.items()
             ]
-        return lines
+        return lines, failed
 
 
-def _groups(rows: Sequence[Mapping[str, Any]], params: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _groups(rows: Sequence[Mapping[str, Any]], params: Sequence[str], labels: Mapping[str, str]) -> dict[str, dict]:
     """Label -> ``where`` filter for each combination of the parameters with several values (all of them, for the
     label only, when none varies)."""
 
     def label(names: Sequence[str], combo: Sequence[Any]) -> str:
-        return ", ".join(f"{PARAMS[p].label}={v:g}" for p, v in zip(names, combo))
+        return ", ".join(f"{labels[p]}={v:g}" for p, v in zip(names, combo))
 
     values = {p: sorted({r[p] for r in rows}) for p in params}
     varying = [p for p in params if len(values[p]) > 1]
     if not varying:
-        return {label(params, [values[p][0] for p in params]): {}}
+        return {label(params, [values[p][0] for p in params]) or "all": {}}
     combos = sorted({tuple(r[p] for p in varying) for r in rows})
     return {label(varying, combo): dict(zip(varying, combo)) for combo in combos}
 
@@ -283,64 +338,52 @@ def _groups(rows: Sequence[Mapping[str, Any]], params: Sequence[str]) -> dict[st
 # ------------------------------------------------------------------------------------------- CLI
 
 
-def add_arguments(parser: argparse.ArgumentParser, commands: Mapping[str, SweepCommand]) -> None:
-    """The ``sweep`` subcommand's arguments: the study, the output folder, one flag per grid parameter."""
-    parser.add_argument(
-        "study",
-        choices=list(commands),
-        help="; ".join(f"{name}: {command.description}" for name, command in commands.items()),
-    )
-    parser.add_argument("--out", type=Path, required=True, help="output folder (re-running resumes it)")
-    for param in PARAMS.values():
-        flags = ["--width", "--widths"] if param.name == "width" else [f"--{param.name}"]
-        parser.add_argument(*flags, dest=param.name, type=param.kind, nargs="+", metavar=param.label, help=param.help)
-    parser.add_argument("--replicates", type=int, help="random instances per grid point (default: per study)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed every row's seed is derived from")
-    defaults = [
-        f"{name}: "
-        + ", ".join(f"--{k} {' '.join(map(str, v))}" for k, v in command.defaults.items())
-        + f", --replicates {command.replicates}"
-        for name, command in commands.items()
-    ]
-    parser.epilog = "defaults per study -- " + "; ".join(defaults)
+def add_arguments(parser: argparse.ArgumentParser, commands: Mapping[str, SweepCommand]) -> argparse._SubParsersAction:
+    """One sub-command per study, each with its own flags: ``--out``, one per declared parameter, ``--replicates``
+    and ``--seed``. Returns the sub-parsers (their ``prog`` names the study in error messages)."""
+    studies = parser.add_subparsers(dest="study", required=True, metavar="STUDY")
+    for name, command in commands.items():
+        defaults = ", ".join(f"--{p.name} {' '.join(map(str, p.default))}" for p in command.params)
+        sub = studies.add_parser(
+            name, help=command.description, description=command.description,
+            epilog=f"defaults: {defaults}, --replicates {command.replicates}",
+        )  # fmt: skip
+        sub.add_argument("--out", type=Path, required=True, help="output folder (re-running resumes it)")
+        for param in command.params:
+            sub.add_argument(
+                f"--{param.name}", type=param.kind, nargs="+", metavar=param.label,
+                help=f"{param.help} ({param.requirement}; default {' '.join(map(str, param.default))})",
+            )  # fmt: skip
+        sub.add_argument(
+            "--replicates", type=int, help=f"random instances per grid point (default {command.replicates})"
+        )
+        sub.add_argument("--seed", type=int, default=0, help="base seed every row's seed is derived from")
+    return studies
 
 
-def grid_from_args(
-    args: argparse.Namespace, defaults: Mapping[str, list[Any]]
-) -> tuple[dict[str, list[Any]], list[str]]:
-    """The grid (given values or the study's defaults) and every problem with it: flags the study does not use,
-    values outside a parameter's range, duplicates."""
+def grid_from_args(args: argparse.Namespace, command: SweepCommand) -> tuple[dict[str, list[Any]], list[str]]:
+    """The grid (given values or the defaults) and every problem with it: values outside a parameter's range,
+    repeated values, a bad replicate count."""
     grid, errors = {}, []
-    for name, param in PARAMS.items():
-        given = getattr(args, name)
-        if name not in defaults:
-            if given is not None:
-                errors.append(
-                    f"--{name} does not apply to the {args.study} study (it takes "
-                    + ", ".join(f"--{k}" for k in defaults)
-                    + ")"
-                )
-            continue
-        values = defaults[name] if given is None else given
-        bad = [v for v in values if not param.valid(v)]
-        if bad:
-            errors.append(f"--{name} must be {param.requirement}, got {' '.join(map(str, bad))}")
-        if len(set(values)) != len(values):
-            errors.append(f"--{name} has repeated values {' '.join(map(str, values))}")
-        grid[name] = list(values)
+    for param in command.params:
+        given = getattr(args, param.name)
+        values = list(param.default) if given is None else list(given)
+        errors += param.problems(values)
+        grid[param.name] = values
     if args.replicates is not None and args.replicates < 1:
         errors.append(f"--replicates must be an integer >= 1, got {args.replicates}")
     return grid, errors
 
 
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser, commands: Mapping[str, SweepCommand]) -> int:
+def run(args: argparse.Namespace, parsers: argparse._SubParsersAction, commands: Mapping[str, SweepCommand]) -> int:
     """Validate, run the sweep on one torch thread (tiny matrices), write the plots, print the summary.
 
-    Returns 1 if a measured value exceeds its bound, else 0; invalid arguments, and an output folder holding a
-    different sweep, exit through ``parser.error`` (status 2).
+    Returns 1 if a measured value exceeds its bound or a rate check fails, else 0; invalid arguments, and an output
+    folder holding a different sweep, exit through the study's ``parser.error`` (status 2).
     """
     command = commands[args.study]
-    grid, errors = grid_from_args(args, command.defaults)
+    parser = parsers.choices[args.study]
+    grid, errors = grid_from_args(args, command)
     if not errors:
         errors = command.validate(grid)
     if errors:

@@ -25,7 +25,7 @@ from tfconstruct.theory.bound import Bound
 from tfconstruct.theory.interpolation import INV_SQRT_RELATIVE, LOG_ABSOLUTE, SQUARE_ABSOLUTE
 
 from ..plots import plot_error_vs_width
-from ..study import BoundColumn, Grid
+from ..study import BoundColumn, Grid, width_param
 from ..sweep import Sweep, pivot
 from .approximants import product_via_squares, sigmoid_staircase
 
@@ -201,7 +201,7 @@ class ApproximationStudy:
 
     name = "approximation"
     description = "error vs width of every approximating part (hinge interpolants, product, softmax staircase)"
-    defaults = {"width": [8, 16, 32, 64, 128, 256]}
+    params = (width_param([8, 16, 32, 64, 128, 256], "the parts' width M (knot intervals, or heads)"),)
     replicates = 8
 
     def validate(self, grid: Grid) -> list[str]:

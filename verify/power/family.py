@@ -1,15 +1,48 @@
-"""The power-iteration family (top-k PCA, 2-class spectral clustering) as the commands see it."""
+"""The power-iteration family (top-k PCA, 2-class spectral clustering), registered like any plugin."""
 
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tfconstruct.constructions.power import PowerIteration, SpectralClustering, default_seeds
 from tfconstruct.constructions.power.covariance import tutorial_example
+from tfconstruct.theory import power as bounds
 
-from ..family import Family
-from . import section, sweep
+from ..family import BenchmarkCase, Family
+from . import reference, section, strategies, sweep
+
+DIM, COMPONENTS, STEPS = 16, 2, 20
+
+
+def benchmark(tokens: int) -> BenchmarkCase:
+    """Top-2 PCA of $n$ = ``tokens`` points in $d = 16$ (20 steps and one Newton step per component)."""
+    X = np.random.default_rng(0).standard_normal((1, tokens, DIM)) * np.linspace(2.0, 0.5, DIM)
+    construction = PowerIteration.for_data(X, components=COMPONENTS, iterations=STEPS, width=32, newton_steps=1)
+    seeds = default_seeds(DIM, COMPONENTS)
+    sigma = reference.second_moment(X[0])
+    return BenchmarkCase(
+        f"power (d={DIM}, k={COMPONENTS}, T={STEPS})",
+        construction.model,
+        lambda batch: construction.embed(torch.as_tensor(np.repeat(X, batch, axis=0))),
+        lambda batch: [reference.deflated_power_method(sigma, seeds, STEPS, newton=1) for _ in range(batch)],
+    )
+
 
 FAMILY = Family(
     name="power",
     title="Power iteration (PCA) and 2-class spectral clustering",
-    order=10,
-    section=section.run,
+    constructions={"PowerIteration": PowerIteration, "SpectralClustering": SpectralClustering},
+    references={
+        "power_iteration": reference.power_iteration,
+        "deflated_power_method": reference.deflated_power_method,
+        "spectral_labels": reference.spectral_labels,
+    },
+    strategies={"power_instances": strategies.power_instances, "two_class_mixtures": strategies.two_class_mixtures},
+    bounds=tuple(bounds.BOUNDS),
     studies=(sweep.STUDY,),
+    section=section.run,
     tutorials={"power": tutorial_example},
+    benchmark=benchmark,
+    order=10,
 )

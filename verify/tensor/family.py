@@ -1,15 +1,47 @@
-"""The tensor power iteration family (tensor in tokens, spectral method of moments) as the commands see it."""
+"""The tensor power iteration family (tensor in tokens, spectral method of moments), registered like any plugin."""
 
-from tfconstruct.constructions.tensor import gmm, in_tokens
+from __future__ import annotations
 
-from ..family import Family
-from . import section, sweep
+import numpy as np
+
+from tfconstruct.constructions.tensor import OdecoPowerIteration, SpectralGMM, gmm, in_tokens, preprocess
+from tfconstruct.theory import tensor as bounds
+
+from ..family import BenchmarkCase, Family
+from . import reference, section, strategies, sweep
+
+ITERATIONS = 10
+
+
+def benchmark(tokens: int) -> BenchmarkCase:
+    """The spectral GMM transformer, $K = 3$ in $d = 8$, 10 iterations per component, on ``tokens`` samples."""
+    means = strategies.build_means(8, 3, separation=5.0, cosine=0.0, seed=0)
+    x = strategies.sample_mixture(np.array([0.2, 0.3, 0.5]), means, max(8, tokens), seed=0).x
+    pipeline = SpectralGMM(3, iterations=ITERATIONS, width=64, newton_steps=1)
+    construction = pipeline.build(preprocess(x[None], 3))
+
+    def stream(batch: int):
+        pre = preprocess(np.repeat(x[None], batch, 0), 3)
+        return construction.embed(pre, pipeline.seeds)
+
+    return BenchmarkCase(
+        f"tensor power (d=8, K=3, J={ITERATIONS})",
+        construction.model,
+        stream,
+        lambda batch: [reference.spectral_gmm(x, 3, pipeline.seeds, ITERATIONS) for _ in range(batch)],
+    )
+
 
 FAMILY = Family(
     name="tensor",
     title="Cubic tensor power iteration and the spectral method of moments",
-    order=30,
-    section=section.run,
+    constructions={"OdecoPowerIteration": OdecoPowerIteration, "SpectralGMM": SpectralGMM},
+    references={"tensor_power_method": reference.tensor_power_method, "spectral_gmm": reference.spectral_gmm},
+    strategies={"odeco_tensors": strategies.odeco_tensors, "spherical_mixtures": strategies.spherical_mixtures},
+    bounds=tuple(bounds.BOUNDS),
     studies=(sweep.STUDY,),
+    section=section.run,
     tutorials={"tensor": in_tokens.tutorial_example, "tensor_gmm": gmm.tutorial_example},
+    benchmark=benchmark,
+    order=30,
 )

@@ -29,7 +29,18 @@ from tfconstruct.theory.power import NORM_PER_STEP
 from tfconstruct.theory.tensor import MEAN, QUADRATIC_CONVERGENCE
 
 from ..power.reference import tan_angle
-from ..study import NOT_APPLICABLE, BoundColumn, Config, Grid, Metrics, Study
+from ..study import (
+    NOT_APPLICABLE,
+    BoundColumn,
+    Config,
+    Fit,
+    Grid,
+    Metrics,
+    Study,
+    depth_param,
+    positive_int,
+    width_param,
+)
 from .moments import Whitening, population_tensor, whitening
 from .reference import tensor_power_method, unwhiten
 from .strategies import build_means, tgmm_weights
@@ -151,13 +162,15 @@ STUDY = Study(
     name="tensor",
     description="tensor power iteration",
     measure=measure,
+    params=(
+        positive_int("dim", [8], "d", "data dimension d"),
+        positive_int("clusters", [3], "K", "mixture components K"),
+        depth_param([1, 2, 3, 4, 6, 8], "power steps J per component"),
+        width_param([16, 32, 64, 128, 256], "knot intervals M of the 1/sqrt MLP"),
+    ),
     replicates=3,
-    defaults={"dim": [8], "clusters": [3], "depth": [1, 2, 3, 4, 6, 8], "width": [16, 32, 64, 128, 256]},
     bounds=(BoundColumn("tan_component", 1e-12), BoundColumn("norm_error", 1e-12), BoundColumn("mean_error", 1e-12)),
-    depth_metric="tan_component",
-    width_metric="norm_error",
-    expected_width_slope=-2.0,
-    floor=EPS,
+    fits=(Fit("tan_component", "depth", "semilog", floor=EPS), Fit("norm_error", "width", "loglog", expected=-2.0)),
     constants={
         "separation": SEPARATION,
         "cosine": COSINE,
