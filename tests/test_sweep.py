@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -146,3 +148,27 @@ def test_sweep_command_runs_the_approximation_study_and_resumes(tmp_path, capsys
     assert (tmp_path / "product.png").exists() and "violations 0" in capsys.readouterr().out
     assert main(args) == 0  # resumes: nothing left to measure, same table
     assert (tmp_path / "results.csv").read_text() == first
+
+
+def test_a_sweep_started_as_a_script_resumes_from_an_import(tmp_path, monkeypatch):
+    """The measure is recorded by its importable name (``my_study.measure``, not ``__main__.measure``)."""
+    script = tmp_path / "my_study.py"
+    script.write_text(
+        "import sys\n"
+        "from tfconstruct.verify.sweep import Sweep\n\n\n"
+        "def measure(config, seed):\n"
+        "    return {'value': config['x'] * 2.0 + seed % 7}\n\n\n"
+        "def sweep(out):\n"
+        "    return Sweep({'x': [1, 2]}, 2, measure, out, progress=False)\n\n\n"
+        "if __name__ == '__main__':\n"
+        "    sweep(sys.argv[1]).run()\n"
+    )
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, str(script), str(out)], check=True, cwd=tmp_path)
+    assert json.loads((out / "config.json").read_text())["measure"] == "my_study.measure"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_study", raising=False)
+    import my_study
+
+    rows = my_study.sweep(out).run()  # the same study: resumed, nothing measured again
+    assert [r["value"] for r in rows] == [r["value"] for r in load_rows(out)]

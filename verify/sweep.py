@@ -40,6 +40,21 @@ Metrics = Mapping[str, float]
 RESERVED = ("replicate", "seed")
 
 
+def importable_name(function: Callable[..., Any]) -> str:
+    """``module.qualname`` of ``function``, with the module as another entry point would import it: a function of a
+    script run as ``python my_study.py`` (module ``__main__``) is recorded as ``my_study.<name>``, the name it has when
+    ``my_study`` is imported (or loaded with ``--plugin my_study.py``), so a sweep resumes from either."""
+    module = getattr(function, "__module__", None) or "?"
+    if module == "__main__":
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if spec is not None and spec.name:
+            module = spec.name  # python -m package.module
+        elif getattr(main, "__file__", None):
+            module = Path(main.__file__).stem
+    return f"{module}.{getattr(function, '__qualname__', repr(function))}"
+
+
 class SweepMismatch(ValueError):
     """An output folder's ``config.json`` describes a different sweep, so it cannot be resumed."""
 
@@ -120,7 +135,7 @@ class Sweep:
             "base_seed": self.base_seed,
             "batched": self.batched,
             "seed_keys": self.seed_keys,
-            "measure": f"{getattr(self.measure, '__module__', '?')}.{getattr(self.measure, '__qualname__', repr(self.measure))}",
+            "measure": importable_name(self.measure),
             "package_version": package_version(),
             "extra": self.extra,
         }
