@@ -132,11 +132,15 @@ def test_seed_keys_give_common_random_numbers_across_a_parameter(tmp_path):
         Sweep(GRID, 2, measure, tmp_path, seed_keys=["n"])
 
 
-def test_restart_on_change_discards_the_old_study(tmp_path):
+def test_fresh_discards_the_old_rows_of_another_or_the_same_study(tmp_path):
     Sweep(GRID, 2, measure, tmp_path, progress=False).run()
-    rows = Sweep({"width": [4], "d": [2]}, 1, measure, tmp_path, restart_on_change=True, progress=False).run()
+    rows = Sweep({"width": [4], "d": [2]}, 1, measure, tmp_path, fresh=True, progress=False).run()
     assert len(rows) == 1 and len(load_rows(tmp_path)) == 1
     assert json.loads((tmp_path / "config.json").read_text())["grid"] == {"width": [4], "d": [2]}
+    calls = []
+    counted = lambda config, seed: calls.append(seed) or measure(config, seed)  # noqa: E731
+    Sweep({"width": [4], "d": [2]}, 1, counted, tmp_path, fresh=True, progress=False).run()
+    assert len(calls) == 1  # the same study again: measured again, not read back
 
 
 def test_sweep_command_runs_the_approximation_study_and_resumes(tmp_path, capsys):

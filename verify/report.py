@@ -72,7 +72,7 @@ def run_report(context: ReportContext, families: Sequence[Family], only: Sequenc
         if result.checks:
             lines += ["| check | measured | requirement | result |", "|---|---|---|---|"]
             lines += [
-                f"| {c.name} | {c.measured} | {c.requirement} | {'pass' if c.passed else '**FAIL**'} |"
+                f"| {_cell(c.name)} | {_cell(c.measured)} | {_cell(c.requirement)} | {'pass' if c.passed else '**FAIL**'} |"
                 for c in result.checks
             ]
             lines.append("")
@@ -90,3 +90,8 @@ def run_report(context: ReportContext, families: Sequence[Family], only: Sequenc
     (context.out_dir / "report.md").write_text("\n".join(lines))
     (context.out_dir / "report.json").write_text(json.dumps(payload, indent=2, default=float))
     return all_passed
+
+
+def _cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell (a bare ``|`` would end the cell)."""
+    return text.replace("\\|", "|").replace("|", "\\|")

@@ -239,9 +239,17 @@ class Study:
         return self.check_grid(grid) if self.check_grid else []
 
     def sweep(
-        self, out_dir: str | Path, grid: Grid, replicates: int, *, base_seed: int = 0, progress: bool = True
+        self,
+        out_dir: str | Path,
+        grid: Grid,
+        replicates: int,
+        *,
+        base_seed: int = 0,
+        progress: bool = True,
+        fresh: bool = False,
     ) -> Sweep:
-        """The :class:`Sweep` (batched; seeds shared across the knobs; the study's constants recorded)."""
+        """The :class:`Sweep` (batched; seeds shared across the knobs; the study's constants recorded);
+        ``fresh`` measures every row again (a report's), see :class:`~tfconstruct.verify.sweep.Sweep`."""
         ordered = {p.name: list(grid[p.name]) for p in self.params}
         return Sweep(
             ordered,
@@ -253,6 +261,7 @@ class Study:
             extra={"study": self.name, "constants": self.constants},
             seed_keys=self.instance_params,
             progress=progress,
+            fresh=fresh,
         )
 
     def run(self, out: Path, grid: Grid, replicates: int, seed: int) -> int:

@@ -78,8 +78,8 @@ class Sweep:
         batched: call ``measure`` once per grid point with all missing seeds.
         extra: further JSON settings to record in ``config.json`` (and to match on resume).
         seed_keys: the grid parameters the seeds depend on (default: all of them).
-        restart_on_change: if ``config.json`` describes a different study, discard its rows and
-            start over instead of refusing (for generated reports, whose folders are disposable).
+        fresh: discard whatever the folder holds and measure every row (a report's sweeps are outputs, not caches:
+            resuming one after a code change would mix rows of the old code with the new).
         progress: write a text progress bar to ``stream`` (stderr by default).
     """
 
@@ -94,7 +94,7 @@ class Sweep:
         batched: bool = False,
         extra: Mapping[str, Any] | None = None,
         seed_keys: Sequence[str] | None = None,
-        restart_on_change: bool = False,
+        fresh: bool = False,
         progress: bool = True,
         stream: TextIO | None = None,
     ):
@@ -116,7 +116,7 @@ class Sweep:
         self.batched = batched
         self.extra = json.loads(json.dumps(dict(extra or {})))
         self.seed_keys = list(self.grid) if seed_keys is None else list(seed_keys)
-        self.restart_on_change = restart_on_change
+        self.fresh = fresh
         unknown = set(self.seed_keys) - set(self.grid)
         if unknown:
             raise ValueError(f"seed_keys {sorted(unknown)} are not grid parameters; the grid has {list(self.grid)}")
@@ -211,17 +211,17 @@ class Sweep:
     def _check_or_write_config(self) -> None:
         path = self.out_dir / "config.json"
         current = self.config
-        if path.exists():
+        if self.fresh:
+            self.results_path.unlink(missing_ok=True)
+        elif path.exists():
             saved = json.loads(path.read_text())
             if saved == current:
                 return
-            if not self.restart_on_change:
-                changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-                raise SweepMismatch(
-                    f"{path} describes a different sweep (fields {changed} differ); refusing to resume. "
-                    "Use a new output folder or delete the old one."
-                )
-            self.results_path.unlink(missing_ok=True)
+            changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+            raise SweepMismatch(
+                f"{path} describes a different sweep (fields {changed} differ); refusing to resume. "
+                "Use a new output folder or delete the old one."
+            )
         path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
 
     def _read_rows(self) -> list[dict[str, Any]]:

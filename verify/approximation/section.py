@@ -60,7 +60,7 @@ def run(context: ReportContext) -> SectionResult:
 
     sweep_dir = context.out_dir / "sweeps" / ("approximation_quick" if context.quick else "approximation")
     rows = approximation_sweep(
-        sweep_dir, list(PARTS), widths, replicates, base_seed=context.seed, progress=False, restart_on_change=True
+        sweep_dir, list(PARTS), widths, replicates, base_seed=context.seed, progress=False, fresh=True
     ).run()
     bound_checks = [_check_row(r) for r in rows]
 

@@ -178,7 +178,7 @@ def approximation_sweep(
     *,
     base_seed: int = 0,
     progress: bool = True,
-    restart_on_change: bool = False,
+    fresh: bool = False,
 ) -> Sweep:
     """The width sweep of the named parts (same instance at every width: ``seed_keys=["part"]``)."""
     unknown = set(parts) - set(PARTS)
@@ -191,7 +191,7 @@ def approximation_sweep(
         out_dir,
         base_seed=base_seed,
         seed_keys=["part"],
-        restart_on_change=restart_on_change,
+        fresh=fresh,
         progress=progress,
     )
 
