@@ -90,8 +90,8 @@ def run_benchmark(families: Sequence[Family], batches: Sequence[int], repeats: i
                 rows.append(row)
                 print(
                     f"{case.name:34} {row['sublayers']:>9} {row['heads']:>5} {row['D']:>5} {row['N']:>5} {batch:>5} "
-                    f"{device:>6} {seconds:>10.4f} {row['per_second']:>9.1f} {row['x_numpy']:>8.1f} "
-                    f"{row['x_matmul']:>9.1f} {peak:>9.1f} {gap:>10.2e}"
+                    f"{device:>6} {seconds:>10.4f} {row['per_second']:>9.1f} {row['x_numpy']:>8.3g} "
+                    f"{row['x_matmul']:>9.3g} {peak:>9.1f} {gap:>10.2e}"
                 )
             case.model.to("cpu")
     return rows

@@ -51,9 +51,9 @@ def load_plugin(spec: str) -> list[Family]:
     except Exception as err:  # any import-time failure of user code is reported as the plugin's
         raise PluginError(f"plugin {spec!r} failed to import: {type(err).__name__}: {err}") from err
     if hasattr(module, "FAMILY"):
-        return _families(spec, module.FAMILY)
+        return _families(f"plugin {spec!r}", module.FAMILY)
     if hasattr(module, "FAMILIES"):
-        return _families(spec, module.FAMILIES)
+        return _families(f"plugin {spec!r}", module.FAMILIES)
     raise PluginError(
         f"plugin {spec!r} registers no family: define FAMILY = tfconstruct.verify.Family(...) (or FAMILIES = [...]) "
         f"at the top level of {module.__name__}"

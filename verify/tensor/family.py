@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfconstruct.constructions.tensor import OdecoPowerIteration, SpectralGMM, gmm, in_tokens, preprocess
+from tfconstruct.constructions.tensor import (
+    OdecoPowerIteration,
+    SpectralGMM,
+    WhitenedDataPowerIteration,
+    gmm,
+    in_tokens,
+    preprocess,
+)
 from tfconstruct.theory import tensor as bounds
 
 from ..family import BenchmarkCase, Family
@@ -35,7 +42,10 @@ def benchmark(tokens: int) -> BenchmarkCase:
 FAMILY = Family(
     name="tensor",
     title="Cubic tensor power iteration and the spectral method of moments",
-    constructions={"OdecoPowerIteration": OdecoPowerIteration, "SpectralGMM": SpectralGMM},
+    constructions={
+        "OdecoPowerIteration": OdecoPowerIteration,
+        "WhitenedDataPowerIteration": WhitenedDataPowerIteration,
+    },
     references={"tensor_power_method": reference.tensor_power_method, "spectral_gmm": reference.spectral_gmm},
     strategies={"odeco_tensors": strategies.odeco_tensors, "spherical_mixtures": strategies.spherical_mixtures},
     bounds=tuple(bounds.BOUNDS),
