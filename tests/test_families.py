@@ -14,6 +14,7 @@ import torch
 from hypothesis import find
 
 from tfconstruct.constructions import Construction, TutorialExample
+from tfconstruct.constructions.export import export_attention
 from tfconstruct.theory import Bound
 from tfconstruct.verify.cli import main
 from tfconstruct.verify.families import PluginError, load_plugin, registered
@@ -131,3 +132,20 @@ def test_the_example_plugin_family_computes_the_mean():
     X = np.random.default_rng(0).standard_normal((2, 7, 3))
     ours = family.constructions["MeanByAttention"](3).run(X).numpy()
     np.testing.assert_allclose(ours, family.references["numpy_mean"](X), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_every_family_exports_to_the_standard_heads_exactly(family):
+    """Each attention sublayer of each tutorial model, exported to W_Q, W_K, W_V, W_O (with 1/sqrt(d_head) and the
+    key masks), adds what the hand-built sublayer adds."""
+    for factory in family.tutorials.values():
+        example = factory()
+        trace = example.model(example.stream, trace=True)
+        for index, (name, layer) in enumerate(zip(example.model.names, example.model.layers)):
+            if layer.kind != "attention":
+                continue
+            before = trace.streams[index]
+            expected = layer(before)
+            torch.testing.assert_close(
+                export_attention(layer)(before), expected, rtol=1e-12, atol=1e-12 * float(expected.abs().max() + 1)
+            )
