@@ -39,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sweep":
         return run_sweep(args, sweep, studies)
     if args.command == "docs":
-        for path in generate_tutorials(args.out, tutorials(families)):
+        chosen = [family for family in families if not args.family or family.name in args.family]
+        for path in generate_tutorials(args.out, tutorials(chosen)):
             print(f"wrote {path}")
         return 0
     if args.command == "bounds":
@@ -96,6 +97,7 @@ def build_parser(
     bounds.add_argument("--name", action="append", help="print only this bound (repeatable)")
     docs = commands.add_parser("docs", help="regenerate the tutorials (one per registered example)")
     docs.add_argument("--out", type=Path, default=Path("docs"), help="output folder (default: ./docs)")
+    docs.add_argument("--family", nargs="+", choices=names, help="only these families' tutorials")
     sweep = commands.add_parser("sweep", help="run a resumable sweep (tidy CSV/JSON, plots, fitted rates)")
     study_parsers = add_sweep_arguments(sweep, studies)
     benchmark = commands.add_parser("benchmark", help="time every family's forward pass (ratios to numpy, matmul)")
