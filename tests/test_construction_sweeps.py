@@ -1,9 +1,10 @@
-"""``tfconstruct sweep power | em | tensor``: tidy rows with the full config, resume after an interruption,
+"""``tfconstruct sweep power | em | tensor | gd``: tidy rows with the full config, resume after an interruption,
 exact reproduction from the seed, and one row of each study against a direct computation."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -17,7 +18,7 @@ from tfconstruct.constructions.tensor import OdecoPowerIteration
 from tfconstruct.verify.cli import main
 from tfconstruct.verify.em import study as em_study, sweep as em_sweep
 from tfconstruct.verify.power import sweep as power_sweep
-from tfconstruct.verify.study import BoundColumn
+from tfconstruct.verify.study import BoundColumn, Fit, Study, StudyError, interval, positive_int
 from tfconstruct.verify.sweep import load_rows
 from tfconstruct.verify.tensor import sweep as tensor_sweep
 
@@ -61,7 +62,8 @@ def test_rows_hold_the_full_config_and_every_metric_with_its_bound(name, tmp_pat
     assert config["grid"] == grid and config["replicates"] == REPLICATES and config["batched"]
     assert config["seed_keys"] == study.instance_params
     assert config["extra"] == {"study": name, "constants": json.loads(json.dumps(study.constants))}
-    assert config["measure"] == f"tfconstruct.verify.{name}.sweep.measure"
+    assert config["measure"] == f"study {name}"
+    assert config["measure_function"] == f"tfconstruct.verify.{name}.sweep.measure"
     with (tmp_path / "results.csv").open() as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == len(rows) and list(table[0]) == list(rows[0])
@@ -238,3 +240,65 @@ def test_sweep_command_rejects_bad_values_with_a_clear_message(args, message, tm
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "config.json").exists()
+
+
+def _decay(config, seeds):
+    """error = exp(-beta * n) exactly, with its bound 2 x that: a rate of -n per unit of beta."""
+    return [
+        {"error": math.exp(-config["beta"] * config["n"]), "error_bound": 2 * math.exp(-config["beta"] * config["n"])}
+    ]
+
+
+def _decay_study(**changes) -> Study:
+    study = Study(
+        name="decay",
+        description="decay in beta",
+        measure=_decay,
+        params=(interval("beta", [1.0, 2.0, 3.0], "beta", "sharpness", 0.0, 50.0), positive_int("n", [1, 2], "n", "n")),
+        replicates=1,
+        bounds=(BoundColumn("error"),),
+        fits=(Fit("error", "beta", "semilog", expected="slope", tolerance=1e-9),),
+    )
+    return dataclasses.replace(study, **changes)
+
+
+def _with_slope(config, seeds):
+    return [{**row, "slope": -float(config["n"])} for row in _decay(config, seeds)]
+
+
+def test_a_rate_is_fitted_against_an_instance_parameter_one_curve_per_other_value(tmp_path, capsys):
+    study = _decay_study(measure=_with_slope)
+    assert study.run(tmp_path, {"beta": [1.0, 2.0, 3.0], "n": [1, 2]}, 1, 0) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "n=1" in printed
+        and "n=2" in printed
+        and "slope -1 (theory -1)" in printed
+        and "slope -2 (theory -2)" in printed
+    )
+    assert (tmp_path / "decay_error_vs_beta.png").exists()
+
+
+def test_a_rate_check_without_two_points_in_its_window_is_an_input_error_not_a_failure(tmp_path):
+    study = _decay_study(measure=_with_slope)
+    with pytest.raises(StudyError, match=r"fewer than two usable points: give --beta at least two values$"):
+        study.run(tmp_path, {"beta": [1.0], "n": [1]}, 1, 0)
+    assert (tmp_path / "results.csv").exists()  # the measurements are kept
+
+
+def test_sweep_gd_with_too_short_a_depth_grid_exits_2_naming_the_flag(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["sweep", "gd", "--out", str(tmp_path), "--depth", "0", "5", "--eta", "1.0", "--replicates", "1"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert "give --depth at least two values >= 26 (the fit window)" in error and "Traceback" not in error
+
+
+def test_a_measure_missing_a_column_its_checks_read_is_named(tmp_path):
+    with pytest.raises(StudyError, match=r"no column\(s\) \['slope'\], which its bounds or fits read"):
+        _decay_study().run(tmp_path, {"beta": [1.0, 2.0], "n": [1]}, 1, 0)
+
+
+def test_study_parameters_may_not_take_the_sweep_command_s_own_flags():
+    with pytest.raises(ValueError, match=r"parameter names \['seed'\] are taken by `tfconstruct sweep` itself"):
+        _decay_study(params=(positive_int("seed", [1], "s", "a seed"),), fits=())

@@ -186,13 +186,13 @@ def plot_errors(
         slope = fitted_slope(x, median, scale, floor, window)
         slopes[label] = slope
         ax.fill_between(x, clip(low), clip(high), color=colour, alpha=0.2, linewidth=0)
-        ax.plot(x, clip(median), "o-", color=colour, markersize=3.5, label=_slope_label(label, slope, scale))
+        ax.plot(x, clip(median), "o-", color=colour, markersize=3.5, label=_slope_label(label, slope, scale, xlabel))
     for label, values in dashed.items():
         colour = colour_of.setdefault(label, next(colours))
         name = f"{label} (bound)" if label in summaries else label
         ax.plot(x, clip(np.asarray(values, dtype=np.float64)), "--", color=colour, linewidth=1.3, label=name)
     if expected_slope is not None and summaries:
-        _reference_line(ax, x, next(iter(summaries.values()))[0], expected_slope, scale, floor)
+        _reference_line(ax, x, next(iter(summaries.values()))[0], expected_slope, scale, floor, xlabel)
     if floor is not None:
         ax.axhline(floor, color="black", linestyle=":", linewidth=1.0, label=f"float64 floor ({floor:.1e})")
     ax.set_xlabel(xlabel)
@@ -234,15 +234,18 @@ def _display_floor(arrays: list[np.ndarray], floor: float | None) -> float:
     return smallest / 10.0
 
 
-def _slope_label(label: str, slope: float, scale: str) -> str:
+def _slope_label(label: str, slope: float, scale: str, xlabel: str = "") -> str:
+    """A curve's legend entry with its fitted slope (per unit of the x-axis, and the factor per unit, on semilog)."""
     if not np.isfinite(slope):
         return label
     if scale == "loglog":
         return f"{label} (slope {slope:.2f})"
-    return f"{label} (slope {slope:.3f}/layer, rate {np.exp(slope):.3g})"
+    return f"{label} (slope {slope:.3f} per unit of {xlabel or 'x'}, factor {np.exp(slope):.3g})"
 
 
-def _reference_line(ax: Axes, x: np.ndarray, median: np.ndarray, slope: float, scale: str, floor: float | None) -> None:
+def _reference_line(
+    ax: Axes, x: np.ndarray, median: np.ndarray, slope: float, scale: str, floor: float | None, xlabel: str = ""
+) -> None:
     usable = np.flatnonzero(np.isfinite(median) & (median > 0))
     if usable.size == 0:
         return
@@ -252,7 +255,7 @@ def _reference_line(ax: Axes, x: np.ndarray, median: np.ndarray, slope: float, s
         text = f"reference slope {slope:g}"
     else:
         values = y0 * np.exp(slope * (x - x0))
-        text = f"reference rate {np.exp(slope):.3g}/layer"
+        text = f"reference factor {np.exp(slope):.3g} per unit of {xlabel or 'x'}"
     if floor is not None:
         values = np.where(values > floor, values, np.nan)
     ax.plot(x, values, "-.", color="gray", linewidth=1.0, label=text)

@@ -36,6 +36,7 @@ Config = Mapping[str, Any]
 Metrics = dict[str, float]
 Grid = Mapping[str, Sequence[Any]]
 NOT_APPLICABLE = float("nan")
+RESERVED_FLAGS = ("out", "replicates", "seed", "study", "plugin", "help")  # taken by `tfconstruct sweep` itself
 RELATIVE = 1e-12  # relative float64 allowance of a bound check (bounds that are attained, large values)
 
 
@@ -186,6 +187,11 @@ def check_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[BoundColumn
     return lines, total
 
 
+class StudyError(ValueError):
+    """A study cannot give the answer it promises: its measure returned a malformed row, or the grid holds too few
+    points for one of its rate checks. The message names the study, the metric or flag, and what would work."""
+
+
 class SweepCommand(Protocol):
     """What ``tfconstruct sweep <name>`` runs: a named study with declared parameters and replicates."""
 
@@ -222,9 +228,42 @@ class Study:
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"study {self.name!r}: parameter names repeat: {names}")
+        taken = sorted(set(names) & set(RESERVED_FLAGS))
+        if taken:
+            raise ValueError(
+                f"study {self.name!r}: parameter names {taken} are taken by `tfconstruct sweep` itself "
+                f"(reserved: {', '.join(RESERVED_FLAGS)}); rename them"
+            )
         for fit in self.fits:
             if fit.axis not in names:
                 raise ValueError(f"study {self.name!r}: fit of {fit.metric!r} is against {fit.axis!r}, not a parameter")
+
+    @property
+    def columns(self) -> list[str]:
+        """The metric columns every row of the measure must hold: each bound column's metric, bound and round-off
+        column, and each fit's metric and its expected-slope and window columns."""
+        needed: list[str] = []
+        for column in self.bounds:
+            needed += [column.metric, column.bound_column]
+            needed += [column.round_off] if isinstance(column.round_off, str) else []
+        for fit in self.fits:
+            needed += [fit.metric] + [c for c in (fit.expected, fit.fit_from) if isinstance(c, str)]
+        return list(dict.fromkeys(needed))
+
+    def check_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Raise :class:`StudyError` if a row lacks a column the study's bounds or fits read."""
+        for row in rows:
+            missing = [c for c in self.columns if c not in row]
+            if missing:
+                present = [k for k in row if k not in self.params_and_reserved]
+                raise StudyError(
+                    f"study {self.name!r}: its measure returned no column(s) {missing}, which its bounds or fits read; "
+                    f"it returned {present}"
+                )
+
+    @property
+    def params_and_reserved(self) -> set[str]:
+        return {p.name for p in self.params} | {"replicate", "seed"}
 
     @property
     def instance_params(self) -> list[str]:
@@ -259,6 +298,7 @@ class Study:
             base_seed=base_seed,
             batched=True,
             extra={"study": self.name, "constants": self.constants},
+            identity=f"study {self.name}",
             seed_keys=self.instance_params,
             progress=progress,
             fresh=fresh,
@@ -266,11 +306,17 @@ class Study:
 
     def run(self, out: Path, grid: Grid, replicates: int, seed: int) -> int:
         """Run (or resume) the study over ``grid`` in ``out``, plot, print the summary; 1 on a violated bound or a
-        failed rate check."""
+        failed rate check.
+
+        Raises:
+            StudyError: if a row lacks a column the checks read, or a rate check has fewer than two usable points
+                (after writing the rows, the plots and the bound table, so the measurements are kept).
+        """
         started = time.perf_counter()
         rows = self.sweep(out, grid, replicates, base_seed=seed).run()
+        self.check_rows(rows)
         print(f"{self.name}: {len(rows)} rows in {out / 'results.csv'} ({time.perf_counter() - started:.1f} s)")
-        lines, failed_fits = self.summarise(rows, out)
+        lines, failed_fits, unchecked = self.summarise(rows, out)
         for line in lines:
             print(line)
         lines, violations = check_table(rows, self.bounds)
@@ -280,19 +326,24 @@ class Study:
             for column in self.bounds:
                 if column.violated(row):
                     print(f"  BOUND VIOLATED ({column.metric}): {row}", file=sys.stderr)
-        return 1 if violations or failed_fits else 0
+        if violations or failed_fits:
+            return 1
+        if unchecked:
+            raise StudyError(f"study {self.name!r}: rate checks not done: " + "; ".join(unchecked))
+        return 0
 
-    def summarise(self, rows: Sequence[Mapping[str, Any]], out: Path) -> tuple[list[str], int]:
+    def summarise(self, rows: Sequence[Mapping[str, Any]], out: Path) -> tuple[list[str], int, list[str]]:
         """One figure ``<study>_<metric>_vs_<axis>.png`` per :class:`Fit` (the other knobs at their largest value,
-        one curve per combination of the instance parameters that vary, bounds dashed); return summary lines and
-        the number of failed rate checks."""
-        lines, failed = [], 0
+        one curve per combination of the other parameters that vary, bounds dashed); return summary lines, the
+        number of failed rate checks and the rate checks that could not be done (fewer than two usable points)."""
+        lines, failed, unchecked = [], 0, []
         labels = {p.name: p.label for p in self.params}
         for fit in self.fits:
             xs = sorted({r[fit.axis] for r in rows})
             fixed = {k: max(r[k] for r in rows) for k in self.knobs if k != fit.axis}
             curves, bounds, slopes_expected = {}, {}, {}
-            for label, where in _groups(rows, self.instance_params, labels).items():
+            grouping = [p for p in self.instance_params if p != fit.axis]
+            for label, where in _groups(rows, grouping, labels).items():
                 selection = {**where, **fixed}
                 chosen = [r for r in rows if all(r[k] == v for k, v in selection.items())]
                 curves[label] = pivot(chosen, fit.axis, fit.metric)[1][fit.metric]
@@ -316,7 +367,11 @@ class Study:
             )  # fmt: skip
             lines.append(f"  {fit.metric} vs {fit.axis} -> {path}")
             for label, slope in slopes.items():
-                expected, _ = slopes_expected[label]
+                expected, window = slopes_expected[label]
+                if not math.isfinite(slope) and fit.tolerance is not None and expected is not None:
+                    unchecked.append(_too_few_points(fit, label, window))
+                    lines.append(f"    {label:27s} slope not fitted: fewer than two usable points")
+                    continue
                 bad = fit.failed(slope, expected)
                 failed += bad
                 versus = "" if expected is None else f" (theory {expected:.4g}{', FAILED' if bad else ''})"
@@ -326,7 +381,14 @@ class Study:
                 f"    {label:27s}" + "".join(f"{m:<10.2e}" for m in median_and_band(c)[0])
                 for label, c in curves.items()
             ]
-        return lines, failed
+        return lines, failed, unchecked
+
+
+def _too_few_points(fit: Fit, label: str, window: float | None) -> str:
+    """Why a rate check of one curve could not be done, and the flag that fixes it."""
+    where = f" >= {window:g} (the fit window)" if window is not None else ""
+    floor = f" where the median error is above 10 x the float floor {fit.floor:.1e}" if fit.floor is not None else ""
+    return f"{fit.metric} vs {fit.axis} ({label}) has fewer than two usable points: give --{fit.axis} at least two values{where}{floor}"
 
 
 def _groups(rows: Sequence[Mapping[str, Any]], params: Sequence[str], labels: Mapping[str, str]) -> dict[str, dict]:
@@ -401,7 +463,7 @@ def run(args: argparse.Namespace, parsers: argparse._SubParsersAction, commands:
     torch.set_num_threads(1)
     try:
         return command.run(args.out, grid, args.replicates or command.replicates, args.seed)
-    except SweepMismatch as mismatch:
-        parser.error(str(mismatch))
+    except (SweepMismatch, StudyError) as error:
+        parser.error(str(error))
     finally:
         torch.set_num_threads(threads)

@@ -78,9 +78,14 @@ class Sweep:
         batched: call ``measure`` once per grid point with all missing seeds.
         extra: further JSON settings to record in ``config.json`` (and to match on resume).
         seed_keys: the grid parameters the seeds depend on (default: all of them).
+        identity: what names the measure in ``config.json`` and must match on resume (default: its importable name,
+            :func:`importable_name`). A :class:`~tfconstruct.verify.study.Study` passes ``"study <name>"``, so its
+            sweep resumes however the module defining it was loaded (a file, a module name, an entry point); the
+            importable name is recorded beside it (``measure_function``) for the reader, not compared.
         fresh: discard whatever the folder holds and measure every row (a report's sweeps are outputs, not caches:
             resuming one after a code change would mix rows of the old code with the new).
-        progress: write a text progress bar to ``stream`` (stderr by default).
+        progress: write a text progress bar to ``stream`` (stderr by default): redrawn in place on a terminal, a line
+            every 10 s into a log.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class Sweep:
         batched: bool = False,
         extra: Mapping[str, Any] | None = None,
         seed_keys: Sequence[str] | None = None,
+        identity: str | None = None,
         fresh: bool = False,
         progress: bool = True,
         stream: TextIO | None = None,
@@ -117,12 +123,14 @@ class Sweep:
         self.extra = json.loads(json.dumps(dict(extra or {})))
         self.seed_keys = list(self.grid) if seed_keys is None else list(seed_keys)
         self.fresh = fresh
+        self.identity = identity or importable_name(measure)
         unknown = set(self.seed_keys) - set(self.grid)
         if unknown:
             raise ValueError(f"seed_keys {sorted(unknown)} are not grid parameters; the grid has {list(self.grid)}")
         self.progress = progress
         self.stream = stream if stream is not None else sys.stderr
         self._last_drawn = 0.0
+        self._terminal = bool(getattr(self.stream, "isatty", lambda: False)())
 
     # ------------------------------------------------------------------ the study
 
@@ -135,7 +143,7 @@ class Sweep:
             "base_seed": self.base_seed,
             "batched": self.batched,
             "seed_keys": self.seed_keys,
-            "measure": importable_name(self.measure),
+            "measure": self.identity,
             "package_version": package_version(),
             "extra": self.extra,
         }
@@ -180,7 +188,7 @@ class Sweep:
                     done[self._key(row)] = row
                     finished += 1
                     self._show(finished, total, started, already)
-        if self.progress:
+        if self.progress and self._terminal:
             self.stream.write("\n")
         rows = [done[self._key({**c, "replicate": r})] for c in self.configs() for r in range(self.replicates)]
         write_csv(self.out_dir / "results.csv", rows)
@@ -211,10 +219,12 @@ class Sweep:
     def _check_or_write_config(self) -> None:
         path = self.out_dir / "config.json"
         current = self.config
+        recorded = {**current, "measure_function": importable_name(self.measure)}
         if self.fresh:
             self.results_path.unlink(missing_ok=True)
         elif path.exists():
             saved = json.loads(path.read_text())
+            saved.pop("measure_function", None)
             if saved == current:
                 return
             changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
@@ -222,7 +232,7 @@ class Sweep:
                 f"{path} describes a different sweep (fields {changed} differ); refusing to resume. "
                 "Use a new output folder or delete the old one."
             )
-        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
 
     def _read_rows(self) -> list[dict[str, Any]]:
         """Rows already measured; a truncated last line (a crash mid-write) is dropped from the file."""
@@ -241,18 +251,19 @@ class Sweep:
         return rows
 
     def _show(self, finished: int, total: int, started: float, already: int) -> None:
-        """Redraw the bar at most every 0.2 s (and always at the start and the end)."""
+        """Redraw the bar at most every 0.2 s on a terminal, every 10 s in a log (and always at the start and the end)."""
         if not self.progress:
             return
         now = time.perf_counter()
-        if finished not in (already, total) and now - self._last_drawn < 0.2:
+        if finished not in (already, total) and now - self._last_drawn < (0.2 if self._terminal else 10.0):
             return
         self._last_drawn = now
         elapsed = now - started
         fresh = finished - already
         eta = f"{elapsed / fresh * (total - finished):6.1f}s" if fresh else "     ?"
         bar = "#" * round(30 * finished / total)
-        self.stream.write(f"\r[sweep] {finished}/{total} |{bar:<30}| {elapsed:6.1f}s elapsed, eta {eta}")
+        line = f"[sweep] {finished}/{total} |{bar:<30}| {elapsed:6.1f}s elapsed, eta {eta}"
+        self.stream.write(f"\r{line}" if self._terminal else f"{line}\n")
         self.stream.flush()
 
 
