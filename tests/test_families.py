@@ -4,21 +4,19 @@ plugin gets one clear error; the GD family is written with the public interface 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from hypothesis import find
+from hypothesis import strategies as st
 
-from tfconstruct.constructions import Construction, TutorialExample
-from tfconstruct.constructions.export import export_attention
-from tfconstruct.theory import Bound
+from tfconstruct.verify import BoundColumn, FamilyCheckFailed, check_family
 from tfconstruct.verify.cli import main
 from tfconstruct.verify.families import PluginError, load_plugin, registered
-from tfconstruct.verify.family import BenchmarkCase
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "examples" / "mean_family.py"
@@ -32,26 +30,29 @@ def test_the_shipped_families_register_through_the_entry_point_group():
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
-def test_every_family_has_every_part(family, capsys):
-    for name, builder in family.constructions.items():
-        assert isinstance(builder, type) and Construction in builder.__mro__, name
-    for name, strategy in family.strategies.items():
-        example = find(strategy(), lambda _: True)  # builds an instance with the defaults
-        assert example is not None, name
-    assert all(isinstance(bound, Bound) for bound in family.bounds)
+def test_every_family_has_every_part_and_each_works(family, capsys):
+    check_family(
+        family
+    )  # constructions, strategies, one measured row per study, tutorials (and their export), benchmark
     assert main(["--plugin", str(EXAMPLE), "bounds", *[f"--name={b.name}" for b in family.bounds]]) == 0
     printed = capsys.readouterr().out
     assert all(b.name in printed for b in family.bounds)
-    assert all(study.params for study in family.studies)
-    for name, factory in family.tutorials.items():
-        example = factory()
-        assert isinstance(example, TutorialExample) and example.stream.shape[0] == 1, name
-    case = family.benchmark(8)
-    assert isinstance(case, BenchmarkCase)
-    output = case.model(case.stream(2))
-    assert output.shape[0] == 2 and torch.isfinite(output).all()
-    assert case.reference(2) is not None
-    assert callable(family.section) and all(callable(r) for r in family.references.values())
+
+
+def test_check_family_lists_every_broken_part():
+    family = next(f for f in FAMILIES if f.name == "mean")
+    good = family.tutorials["mean"]()
+    broken = dataclasses.replace(
+        family,
+        strategies={"nothing": lambda: st.nothing()},
+        tutorials={"two": lambda: dataclasses.replace(good, stream=good.stream.repeat(2, 1, 1))},
+        studies=(dataclasses.replace(family.studies[0], bounds=(BoundColumn("missing_metric"),)),),
+    )
+    with pytest.raises(FamilyCheckFailed) as failure:
+        check_family(broken)
+    message = str(failure.value)
+    assert "strategy 'nothing'" in message and "tutorial 'two'" in message and "holds 2 instances" in message
+    assert "study 'mean'" in message and "no column(s) ['missing_metric', 'missing_metric_bound']" in message
 
 
 def test_a_plugin_file_works_through_every_command(tmp_path, capsys):
@@ -64,7 +65,8 @@ def test_a_plugin_file_works_through_every_command(tmp_path, capsys):
     assert (tmp_path / "report" / "tutorials" / "tutorial_mean.md").exists()
     assert main([*options, "sweep", "mean", "--out", str(tmp_path / "sweep"), "--dim", "3", "--replicates", "1"]) == 0
     config = json.loads((tmp_path / "sweep" / "config.json").read_text())
-    assert config["measure"] == "my_family.measure" and config["grid"] == {"dim": [3], "tokens": [4, 64]}
+    assert config["measure"] == "study mean" and config["measure_function"] == "my_family.measure"
+    assert config["grid"] == {"dim": [3], "tokens": [4, 64]}
     assert main([*options, "bounds", "--latex", "--name", "mean_exact"]) == 0
     assert r"\texttt{mean\_exact}" in capsys.readouterr().out
     assert main([*options, "docs", "--family", "mean", "gd", "--out", str(tmp_path / "docs")]) == 0
@@ -134,18 +136,65 @@ def test_the_example_plugin_family_computes_the_mean():
     np.testing.assert_allclose(ours, family.references["numpy_mean"](X), rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
-def test_every_family_exports_to_the_standard_heads_exactly(family):
-    """Each attention sublayer of each tutorial model, exported to W_Q, W_K, W_V, W_O (with 1/sqrt(d_head) and the
-    key masks), adds what the hand-built sublayer adds."""
-    for factory in family.tutorials.values():
-        example = factory()
-        trace = example.model(example.stream, trace=True)
-        for index, (name, layer) in enumerate(zip(example.model.names, example.model.layers)):
-            if layer.kind != "attention":
-                continue
-            before = trace.streams[index]
-            expected = layer(before)
-            torch.testing.assert_close(
-                export_attention(layer)(before), expected, rtol=1e-12, atol=1e-12 * float(expected.abs().max() + 1)
-            )
+def test_reserved_names_and_malformed_fields_are_named():
+    family = next(f for f in FAMILIES if f.name == "mean")
+    with pytest.raises(ValueError, match="name 'theory' is reserved"):
+        dataclasses.replace(family, name="theory")
+    with pytest.raises(ValueError, match="studies must be a non-empty tuple of studies .* got Study"):
+        dataclasses.replace(family, studies=family.studies[0])
+
+
+def test_a_section_that_raises_is_one_failed_check_the_others_are_reported_and_the_exit_status_is_3(tmp_path, capsys):
+    plugin = tmp_path / "crashing.py"
+    plugin.write_text(
+        EXAMPLE.read_text().replace(
+            "def section(context: ReportContext) -> SectionResult:\n",
+            "def section(context):\n    raise RuntimeError('plugin bug')\n",
+            1,
+        )
+    )
+    assert (
+        main(["--plugin", str(plugin), "report", "--quick", "--only", "mean", "gd", "--out", str(tmp_path / "r")]) == 3
+    )
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    payload = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert payload["sections"]["mean"]["checks"] == [
+        {
+            "name": "the section ran to completion",
+            "passed": False,
+            "measured": "RuntimeError: plugin bug",
+            "requirement": "no exception",
+        }
+    ]
+    assert all(check["passed"] for check in payload["sections"]["gd"]["checks"])
+    assert "RuntimeError: plugin bug" in (tmp_path / "r" / "errors.log").read_text()
+
+
+def test_a_sweep_started_from_a_plugin_file_resumes_from_its_module_name(tmp_path, monkeypatch, capsys):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    shutil.copy(EXAMPLE, package / "my_means.py")
+    sweep = ["sweep", "mean", "--out", str(tmp_path / "sweep"), "--dim", "2", "--replicates", "1"]
+    assert main(["--plugin", str(package / "my_means.py"), *sweep]) == 0
+    monkeypatch.syspath_prepend(str(package))
+    monkeypatch.delitem(sys.modules, "my_means", raising=False)
+    assert main(["--plugin", "my_means", *sweep]) == 0
+    assert "2/2" in capsys.readouterr().err  # both rows were already there
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["report", "--only", "bogus"], "tfconstruct report: error: unknown report section(s) ['bogus']"),
+        (["benchmark", "--repeats", "0"], "tfconstruct benchmark: error: --repeats must be integers >= 1, got 0"),
+        (["benchmark", "--batches", "2", "-1"], "--batches must be integers >= 1, got [2, -1]"),
+        (["docs", "--family", "bogus"], "argument --family: invalid choice: 'bogus'"),
+    ],
+)
+def test_command_line_mistakes_exit_2_with_the_command_and_the_flag_named(args, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tfconstruct.verify.families import registered
-from tfconstruct.verify.report import ReportContext, run_report, select_sections
+from tfconstruct.verify.report import Outcome, ReportContext, run_report, select_sections
 
 FAMILIES = registered()
 
@@ -13,7 +13,9 @@ FAMILIES = registered()
 def test_quick_report_runs_every_section_and_passes(tmp_path):
     names = [family.name for family in FAMILIES]
     assert names[:3] == ["power", "em", "tensor"]
-    assert run_report(ReportContext(tmp_path, quick=True), FAMILIES), (tmp_path / "report.md").read_text()
+    assert run_report(ReportContext(tmp_path, quick=True), FAMILIES) == Outcome.PASSED, (
+        tmp_path / "report.md"
+    ).read_text()
     markdown = (tmp_path / "report.md").read_text()
     payload = json.loads((tmp_path / "report.json").read_text())
     for family in FAMILIES:

@@ -3,7 +3,8 @@
 A family (shipped or a user's plugin) registers a :class:`Family`; its studies are :class:`Study` objects with
 declared :class:`Param` grids, :class:`BoundColumn` claims and :class:`Fit` rates; its report section returns a
 :class:`SectionResult` of :class:`Check` s; its tests use :func:`check_bound`, :func:`assert_exact`,
-:func:`assert_rate` and the hypothesis profiles of :func:`load_profile`.
+:func:`assert_rate` and the hypothesis profiles of :func:`load_profile`, and :func:`check_family` exercises every
+part of a family.
 """
 
 from .bound_check import (
@@ -12,6 +13,7 @@ from .bound_check import (
     check_bound as check_bound,
     slack_table as slack_table,
 )
+from .conformance import FamilyCheckFailed as FamilyCheckFailed, check_family as check_family
 from .family import BenchmarkCase as BenchmarkCase, Family as Family
 from .plots import (
     plot_error_vs_depth as plot_error_vs_depth,

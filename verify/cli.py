@@ -17,7 +17,7 @@ from .approximation.study import STUDY as APPROXIMATION
 from .benchmark import run_benchmark
 from .families import PluginError, registered, tutorials
 from .family import Family
-from .report import run_report, select_sections
+from .report import Outcome, run_report, select_sections
 from .results import ReportContext
 from .study import SweepCommand, add_arguments as add_sweep_arguments, run as run_sweep
 from .sweep import package_version
@@ -34,8 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as err:
         print(f"tfconstruct: error: {err}", file=sys.stderr)
         return 2
-    parser, sweep = build_parser(families, studies)
+    parser, commands, sweep = build_parser(families, studies)
     args = parser.parse_args(argv)
+    command = commands.choices[args.command]
     if args.command == "sweep":
         return run_sweep(args, sweep, studies)
     if args.command == "docs":
@@ -46,16 +47,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bounds":
         return _print_bounds(families, args.name, args.latex)
     if args.command == "benchmark":
+        for flag in ("batches", "repeats", "tokens"):
+            values = getattr(args, flag)
+            if min(values if isinstance(values, list) else [values]) < 1:
+                command.error(f"--{flag} must be integers >= 1, got {values}")
         chosen = [family for family in families if not args.family or family.name in args.family]
         run_benchmark(chosen, args.batches, args.repeats, args.tokens)
         return 0
     try:
         select_sections(families, args.only)
     except (ValueError, PluginError) as err:
-        parser.error(str(err))
-    ok = run_report(ReportContext(args.out, quick=args.quick, device=args.device, seed=args.seed), families, args.only)
-    print(f"report written to {args.out / 'report.md'}; {'all checks pass' if ok else 'SOME CHECKS FAILED'}")
-    return 0 if ok else 1
+        command.error(str(err))
+    outcome = run_report(
+        ReportContext(args.out, quick=args.quick, device=args.device, seed=args.seed), families, args.only
+    )
+    print(f"report written to {args.out / 'report.md'}; {OUTCOMES[outcome]}")
+    return int(outcome)
+
+
+OUTCOMES = {
+    Outcome.PASSED: "all checks pass",
+    Outcome.CHECK_FAILED: "SOME CHECKS FAILED",
+    Outcome.SECTION_CRASHED: "A SECTION STOPPED WITH AN ERROR (see errors.log)",
+}
 
 
 def sweep_commands(families: Sequence[Family]) -> dict[str, SweepCommand]:
@@ -74,8 +88,9 @@ def sweep_commands(families: Sequence[Family]) -> dict[str, SweepCommand]:
 
 def build_parser(
     families: Sequence[Family], studies: dict[str, SweepCommand]
-) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    """The full parser (for the registered families and studies) and the sweep's study sub-parsers."""
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction, argparse._SubParsersAction]:
+    """The full parser (for the registered families and studies), its command sub-parsers (whose errors name the
+    command) and the sweep's study sub-parsers."""
     parser = argparse.ArgumentParser(prog="tfconstruct", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument(
@@ -105,7 +120,7 @@ def build_parser(
     benchmark.add_argument("--repeats", type=int, default=3, help="timed repeats (the median is reported)")
     benchmark.add_argument("--tokens", type=int, default=256, help="tokens per instance")
     benchmark.add_argument("--family", nargs="+", choices=names, help="only these families")
-    return parser, study_parsers
+    return parser, commands, study_parsers
 
 
 def _print_bounds(families: Sequence[Family], names: list[str] | None, latex: bool) -> int:

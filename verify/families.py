@@ -10,8 +10,7 @@ A family registers by exposing a :class:`~tfconstruct.verify.family.Family` (or 
   (the shipped families register exactly so, in tfconstruct's own pyproject);
 * as a **plugin** given to the CLI, ``tfconstruct --plugin MODULE_OR_FILE.py <command>``: a module name, or the path of
   a ``.py`` file, whose ``FAMILY`` (or ``FAMILIES``) is the registration. A file is imported under its stem as
-  module name, so a sweep started with ``--plugin my_family.py`` records its measure as ``my_family.<name>`` and
-  resumes from any entry point that imports the same module.
+  module name. A sweep records its study by name, so it resumes whichever way the family was registered.
 
 A plugin that cannot be imported, or whose registration is missing or incomplete, raises :class:`PluginError`, one
 message naming the plugin and what is wrong; two families with the same name are refused.
@@ -81,13 +80,17 @@ def registered(plugins: Sequence[str] = ()) -> list[Family]:
     Raises:
         PluginError: on a broken plugin, or two families with one name.
     """
-    families = entry_point_families() + [family for spec in plugins for family in load_plugin(spec)]
-    seen: dict[str, Family] = {}
-    for family in families:
-        if family.name in seen and seen[family.name] is not family:
-            raise PluginError(f"two families are named {family.name!r}; family names must be unique")
-        seen[family.name] = family
-    return sorted(seen.values(), key=lambda family: (family.order, family.name))
+    sources = [("an installed entry point", family) for family in entry_point_families()]
+    sources += [(f"plugin {spec!r}", family) for spec in plugins for family in load_plugin(spec)]
+    seen: dict[str, tuple[str, Family]] = {}
+    for source, family in sources:
+        if family.name in seen and seen[family.name][1] is not family:
+            raise PluginError(
+                f"two families are named {family.name!r} ({seen[family.name][0]} and {source}); "
+                "family names must be unique"
+            )
+        seen[family.name] = (source, family)
+    return sorted((family for _, family in seen.values()), key=lambda family: (family.order, family.name))
 
 
 def tutorials(families: Sequence[Family]) -> dict[str, Callable[[], TutorialExample]]:

@@ -20,7 +20,7 @@ field              what it holds
 ``tutorials``      key -> a function returning a
                    :class:`~tfconstruct.constructions.construction.TutorialExample` (``docs/tutorial_<key>.md``)
 ``benchmark``      ``benchmark(tokens) -> BenchmarkCase``: a model, its input and the numpy reference, timed
-``order``          the section's place in the report (smaller first)
+``order``          optional: the section's place in the report (smaller first; default 100, after the shipped ones)
 =================  =========================================================================================
 """
 
@@ -40,6 +40,7 @@ from .results import ReportContext, SectionResult
 from .study import SweepCommand
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED_NAMES = ("theory", "tutorials", "approximation")  # report sections and a sweep study of the core
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class Family:
             problems.append(
                 f"name must be lower-case letters, digits and '_', starting with a letter, got {self.name!r}"
             )
+        elif self.name in RESERVED_NAMES:
+            problems.append(f"name {self.name!r} is reserved (taken: {', '.join(RESERVED_NAMES)}); choose another")
         if not isinstance(self.title, str) or not self.title:
             problems.append("title must be a non-empty string")
         for part in ("constructions", "references", "strategies", "tutorials"):
@@ -87,10 +90,14 @@ class Family:
                 problems.append(f"{part} must be a non-empty mapping of names to callables")
             elif not all(isinstance(k, str) and callable(v) for k, v in value.items()):
                 problems.append(f"{part} must map names (str) to callables")
-        if not self.bounds or not all(isinstance(b, Bound) for b in self.bounds):
-            problems.append("bounds must be a non-empty sequence of tfconstruct.theory.Bound")
-        if not self.studies or not all(hasattr(s, "run") and hasattr(s, "params") for s in self.studies):
-            problems.append("studies must be a non-empty sequence of studies (tfconstruct.verify.Study)")
+        if not _sequence_of(self.bounds, lambda b: isinstance(b, Bound)):
+            problems.append(f"bounds must be a non-empty tuple of tfconstruct.theory.Bound, got {_shown(self.bounds)}")
+        if not _sequence_of(self.studies, lambda s: hasattr(s, "run") and hasattr(s, "params")):
+            problems.append(
+                f"studies must be a non-empty tuple of studies (tfconstruct.verify.Study), got {_shown(self.studies)}"
+            )
+        if not isinstance(self.order, int):
+            problems.append(f"order must be an integer, got {self.order!r}")
         for part in ("section", "benchmark"):
             if not callable(getattr(self, part)):
                 problems.append(f"{part} must be callable")
@@ -98,3 +105,12 @@ class Family:
             raise ValueError(f"family {self.name!r} is incomplete: " + "; ".join(problems))
         object.__setattr__(self, "bounds", tuple(self.bounds))
         object.__setattr__(self, "studies", tuple(self.studies))
+
+
+def _sequence_of(value: Any, accepts: Callable[[Any], bool]) -> bool:
+    """``value`` is a non-empty list or tuple whose items all pass ``accepts``."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(accepts(item) for item in value)
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]

@@ -3,13 +3,19 @@
 One section per registered family (:mod:`tfconstruct.verify.families`), in the families' order (a section is the
 family's ``section(context) -> SectionResult``), then the theory section (every registered bound, the approximating
 parts; :mod:`tfconstruct.verify.approximation.section`) and the tutorials of the families reported on.
+
+A section that raises (a bug in a plugin, a device that fails) does not take the others down: it is reported as
+one failed check naming the error, its traceback goes to ``errors.log`` in the output folder, and
+:func:`run_report` says so (the CLI exits with status 3).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import platform
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,7 +24,7 @@ import torch
 from .approximation import section as theory
 from .families import tutorials
 from .family import Family
-from .results import ReportContext, SectionResult
+from .results import Check, ReportContext, SectionResult
 from .tutorial import tutorial_section
 
 Section = tuple[str, str, Callable[[ReportContext], SectionResult]]
@@ -45,8 +51,17 @@ def select_sections(families: Sequence[Family], only: Sequence[str] | None = Non
     return sections
 
 
-def run_report(context: ReportContext, families: Sequence[Family], only: Sequence[str] | None = None) -> bool:
-    """Run the sections, write ``report.md`` and ``report.json``; return whether every check passed."""
+class Outcome(enum.IntEnum):
+    """How a report ended; the value is the CLI's exit status."""
+
+    PASSED = 0
+    CHECK_FAILED = 1
+    SECTION_CRASHED = 3
+
+
+def run_report(context: ReportContext, families: Sequence[Family], only: Sequence[str] | None = None) -> Outcome:
+    """Run the sections, write ``report.md`` and ``report.json``; return how it went (a crashed section outranks a
+    failed check)."""
     sections = select_sections(families, only)
     context.out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(context.seed)
@@ -59,11 +74,21 @@ def run_report(context: ReportContext, families: Sequence[Family], only: Sequenc
     ]
     summary: list[str] = []
     payload: dict[str, Any] = {"device": context.device, "quick": context.quick, "seed": context.seed, "sections": {}}
-    all_passed = True
+    all_passed, crashed = True, []
+    errors = context.out_dir / "errors.log"
+    errors.unlink(missing_ok=True)
     for key, title, section in sections:
         started = time.perf_counter()
         print(f"[report] {title} ...", flush=True)
-        result: SectionResult = section(context)
+        try:
+            result = section(context)
+            if not isinstance(result, SectionResult):
+                raise TypeError(f"the section returned {type(result).__name__}, expected a SectionResult")
+        except Exception as err:  # a section's bug is reported as its failure; the other sections still run
+            crashed.append(key)
+            with errors.open("a") as log:
+                log.write(f"section {key!r}:\n{traceback.format_exc()}\n")
+            result = _crashed(err, errors)
         seconds = time.perf_counter() - started
         passed = all(c.passed for c in result.checks)
         all_passed &= passed
@@ -89,7 +114,20 @@ def run_report(context: ReportContext, families: Sequence[Family], only: Sequenc
     lines[4:4] = header
     (context.out_dir / "report.md").write_text("\n".join(lines))
     (context.out_dir / "report.json").write_text(json.dumps(payload, indent=2, default=float))
-    return all_passed
+    if crashed:
+        print(f"[report] section(s) {', '.join(crashed)} stopped with an error; tracebacks in {errors}", flush=True)
+        return Outcome.SECTION_CRASHED
+    return Outcome.PASSED if all_passed else Outcome.CHECK_FAILED
+
+
+def _crashed(error: Exception, log: Path) -> SectionResult:
+    """The result of a section that raised: one failed check naming the error."""
+    message = f"{type(error).__name__}: {error}"
+    return SectionResult(
+        markdown=f"**This section stopped with an error**: `{message}` (traceback in `{log.name}`).",
+        data={"error": message},
+        checks=[Check("the section ran to completion", False, message, "no exception")],
+    )
 
 
 def _cell(text: str) -> str:
