@@ -5,7 +5,7 @@ Run it through every command without changing the package::
     tfconstruct --plugin docs/examples/mean_family.py report --quick --only mean --out mean_report
     tfconstruct --plugin docs/examples/mean_family.py sweep mean --out mean_sweep
     tfconstruct --plugin docs/examples/mean_family.py bounds --name mean_exact
-    tfconstruct --plugin docs/examples/mean_family.py docs --out mean_docs
+    tfconstruct --plugin docs/examples/mean_family.py docs --family mean --out mean_docs
     tfconstruct --plugin docs/examples/mean_family.py benchmark --family mean --batches 1
 
 The construction: tokens hold $x_i \in \mathbb R^d$ in ``x`` and 1 in ``one``; one linear head with score
