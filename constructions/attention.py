@@ -23,20 +23,41 @@ it acts as an ordinary attention mask derived from the token type, and $N$ count
 Multi-head: the heads' outputs are summed ("concatenated then projected", which
 is the same map with $W_{OV}^{(m)} = W_O^{(m)} W_V^{(m)}$) or averaged (divided by
 the number of heads).
+
+**Two paths, one map.** :meth:`AttentionHead.dense_output` is the reference: $(H W_{QK}) H^\top$ and
+$A (H W_{OV})$ with the full $D \times D$ matrices. The forward pass uses :meth:`AttentionHead.update`, which
+computes the same sum in the heads' factors (:mod:`~tfconstruct.constructions.factored`): with $R, C$ the
+coordinates $W_{QK}$ reads on the query and key side, $r = \min(|R|, |C|)$ and $W_{OV}$ writing $d_v$
+coordinates, the scores cost $O(N^2 r)$ and the values $O(N^2 d_v)$; linear scoring uses associativity,
+$\frac1N Q (K^\top V)$ in $O(N r d_v)$; ReLU and softmax scores are formed for a block of queries at a time,
+so memory is $O(\text{batch} \times \text{chunk} \times N)$ per head. Tests check that both paths agree to
+round-off on every construction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 
+from .factored import Index, add_into, factor, take
 from .residual import ResidualLayout
 from .weights import Bilinear, LinearMap
 
 Scoring = Literal["softmax", "relu", "linear"]
 SCORINGS: tuple[str, ...] = ("softmax", "relu", "linear")
+CHUNK_ENTRIES = 1 << 22  # scores formed at once per head when the chunk is automatic (32 MiB in float64)
+Update = tuple[Index, torch.Tensor]  # (coordinates written, values added there), shape (batch, tokens, |coords|)
+
+
+def query_chunk(batch: int, tokens: int, chunk: int | None = None) -> int:
+    """Queries per block: ``chunk``, or as many as keep ``batch x chunk x tokens`` within :data:`CHUNK_ENTRIES`."""
+    if chunk is not None:
+        if isinstance(chunk, bool) or int(chunk) != chunk or chunk < 1:
+            raise ValueError(f"query_chunk must be an integer >= 1, got {chunk!r}")
+        return int(chunk)
+    return max(1, min(tokens, CHUNK_ENTRIES // max(1, batch * tokens)))
 
 
 @dataclass
@@ -69,22 +90,75 @@ class AttentionHead:
 
     def pattern(self, stream: torch.Tensor) -> torch.Tensor:
         r"""The weights $A_{ij}$ that multiply $W_{OV} h_j$ (softmax, $\sigma(s)/N$ or $s/N$, $N$ attended keys)."""
-        s = self.scores(stream)
+        return self._weights(self.scores(stream), self._key_mask(stream), stream.shape[-2])
+
+    def dense_output(self, stream: torch.Tensor) -> torch.Tensor:
+        r"""The head's output with the full $D \times D$ matrices (the reference for :meth:`update`)."""
+        return self.pattern(stream) @ (stream @ self.ov.matrix.to(stream))
+
+    def update(self, stream: torch.Tensor, chunk: int | None = None) -> Update:
+        """The head's output in its factors: the coordinates $W_{OV}$ writes and the values added there.
+
+        ``chunk``: queries per block of scores (default: automatic, see :func:`query_chunk`).
+        """
+        qk, ov = factor(self.qk.matrix, stream), factor(self.ov.matrix, stream)
+        batch, tokens = stream.shape[:2]
+        if ov.empty:
+            return ov.cols, stream.new_zeros(batch, tokens, ov.block.shape[1])  # an empty score form still attends
+        values = take(stream, ov.rows) @ ov.block
+        if qk.block.shape[0] <= qk.block.shape[1]:
+            queries, keys = take(stream, qk.rows), take(stream, qk.cols) @ qk.block.T
+        else:
+            queries, keys = take(stream, qk.rows) @ qk.block, take(stream, qk.cols)
         mask = self._key_mask(stream)
         if self.scoring == "softmax":
-            if mask is not None:
-                s = s.masked_fill(~mask, float("-inf"))
-            return torch.softmax(s, dim=-1)
-        weights = torch.relu(s) if self.scoring == "relu" else s
-        if mask is not None:
-            weights = weights * mask
-        if not self.normalise:
-            return weights
-        return weights / (stream.shape[-2] if mask is None else mask.sum(-1, keepdim=True).clamp(min=1))
+            return ov.cols, self._chunked(queries, keys, values, chunk, lambda s: self._weights(s, mask, tokens))
+        # ReLU and linear: mask the values (a masked key adds nothing) and divide the output, not the N x N weights
+        weighted = values if mask is None else values * mask.transpose(-1, -2)
+        if self.scoring == "linear":
+            out = queries @ (keys.transpose(-1, -2) @ weighted)  # (Q K^T) V = Q (K^T V)
+        else:
+            out = self._chunked(queries, keys, weighted, chunk, torch.relu_)
+        return ov.cols, out / self._count(mask, tokens) if self.normalise else out
+
+    @staticmethod
+    def _chunked(
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        chunk: int | None,
+        weights: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        r"""$\mathrm{weights}(Q K^\top) V$, ``chunk`` queries at a time (the scores of one block in memory at once)."""
+        batch, tokens = queries.shape[:2]
+        out = values.new_empty(batch, tokens, values.shape[-1])
+        step = query_chunk(batch, tokens, chunk)
+        for start in range(0, tokens, step):
+            scores = queries[:, start : start + step] @ keys.transpose(-1, -2)
+            out[:, start : start + step] = weights(scores) @ values
+        return out
 
     def __call__(self, stream: torch.Tensor) -> torch.Tensor:
-        """The head's output, to be added to the residual stream."""
-        return self.pattern(stream) @ (stream @ self.ov.matrix.to(stream))
+        """The head's output, to be added to the residual stream (computed in its factors)."""
+        cols, values = self.update(stream)
+        out = torch.zeros_like(stream)
+        out[..., cols] = values
+        return out
+
+    def _weights(self, scores: torch.Tensor, mask: torch.Tensor | None, tokens: int) -> torch.Tensor:
+        if self.scoring == "softmax":
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            return torch.softmax(scores, dim=-1)
+        weights = torch.relu(scores) if self.scoring == "relu" else scores
+        if mask is not None:
+            weights = weights * mask
+        return weights / self._count(mask, tokens) if self.normalise else weights
+
+    @staticmethod
+    def _count(mask: torch.Tensor | None, tokens: int) -> torch.Tensor | int:
+        """$N$: the attended keys (the same for every query, since a mask selects keys)."""
+        return tokens if mask is None else mask.sum(-1, keepdim=True).clamp(min=1)
 
     def _key_mask(self, stream: torch.Tensor) -> torch.Tensor | None:
         if self.keys is None:
@@ -123,9 +197,23 @@ class MultiHeadAttention:
     def layout(self) -> ResidualLayout:
         return self.heads[0].layout
 
-    def __call__(self, stream: torch.Tensor) -> torch.Tensor:
-        out = sum(head(stream) for head in self.heads)
+    def updates(self, stream: torch.Tensor, chunk: int | None = None) -> list[Update]:
+        """Each head's :meth:`AttentionHead.update` (divided by the number of heads when averaged)."""
+        scale = 1.0 / len(self.heads) if self.combine == "average" else None
+        found = [head.update(stream, chunk) for head in self.heads]
+        return found if scale is None else [(cols, values * scale) for cols, values in found]
+
+    def dense_output(self, stream: torch.Tensor) -> torch.Tensor:
+        """The layer's output with the full matrices (the reference for :meth:`updates`)."""
+        out = sum(head.dense_output(stream) for head in self.heads)
         return out / len(self.heads) if self.combine == "average" else out
+
+    def __call__(self, stream: torch.Tensor) -> torch.Tensor:
+        """The layer's output, to be added to the residual stream (computed in the heads' factors)."""
+        out = torch.zeros_like(stream)
+        for cols, values in self.updates(stream):
+            add_into(out, cols, values)
+        return out
 
     def named_weights(self) -> dict[str, torch.Tensor]:
         weights: dict[str, torch.Tensor] = {}

@@ -16,6 +16,9 @@ $w\,\sigma(s - t)$ of a piecewise-linear function; ``read={"vn": 1.0},
 write={"v": 1.0, "vn": -1.0}`` together with its negative twin moves ``vn`` into ``v``
 exactly (since $t = \sigma(t) - \sigma(-t)$). Exact moves of that kind live in
 :mod:`tfconstruct.constructions.moves`.
+
+The forward pass reads only the coordinates $W_{in}$ reads and writes only those $W_{out}$ writes
+(:mod:`~tfconstruct.constructions.factored`); :meth:`MLP.dense_output` is the full-matrix reference.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .factored import Index, factor, take
 from .residual import DEFAULT_DTYPE, ResidualLayout
 from .weights import Coefficient
 
@@ -120,10 +124,25 @@ class MLP:
         return self.w_in.shape[1]
 
     def hidden(self, stream: torch.Tensor) -> torch.Tensor:
-        return torch.relu(stream @ self.w_in.to(stream))
+        r"""The hidden units $\sigma(W_{in}^\top h)$, shape ``(batch, tokens, width)``."""
+        read = factor(self.w_in, stream, cols=False)
+        return torch.relu(take(stream, read.rows) @ read.block)
+
+    def updates(self, stream: torch.Tensor, chunk: int | None = None) -> list[tuple[Index, torch.Tensor]]:
+        """The coordinates $W_{out}$ writes and the values added there (``chunk`` is for attention; unused)."""
+        write = factor(self.w_out, stream, rows=False)
+        return [(write.cols, self.hidden(stream) @ write.block)]
+
+    def dense_output(self, stream: torch.Tensor) -> torch.Tensor:
+        """The output with the full matrices (the reference for :meth:`updates`)."""
+        return torch.relu(stream @ self.w_in.to(stream)) @ self.w_out.to(stream)
 
     def __call__(self, stream: torch.Tensor) -> torch.Tensor:
-        return self.hidden(stream) @ self.w_out.to(stream)
+        """The output, to be added to the residual stream (computed on the coordinates read and written)."""
+        ((cols, values),) = self.updates(stream)
+        out = torch.zeros_like(stream)
+        out[..., cols] = values
+        return out
 
     def named_weights(self) -> dict[str, torch.Tensor]:
         return {"w_in": self.w_in, "w_out": self.w_out}

@@ -23,6 +23,7 @@ from typing import Iterable, Union
 import torch
 
 from .attention import MultiHeadAttention
+from .factored import add_into
 from .mlp import MLP
 from .residual import DEFAULT_DTYPE, ResidualLayout
 
@@ -141,6 +142,12 @@ class Transformer:
         end = self._position(self.hook_after(hook))
         return Transformer(self.layout, self.layers[:end], self.names[:end])
 
+    def suffix(self, hook: str) -> "Transformer":
+        """The suffix of the model that starts right after the sublayer (or the scope) ``hook``, names kept
+        (``model.upto(hook)`` followed by ``model.suffix(hook)`` is the model)."""
+        start = self._position(self.hook_after(hook)) if hook != INPUT else 0
+        return Transformer(self.layout, self.layers[start:], self.names[start:])
+
     def __len__(self) -> int:
         return len(self.layers)
 
@@ -163,25 +170,31 @@ class Transformer:
     def max_mlp_width(self) -> int:
         return max((layer.width for layer in self.layers if layer.kind == "mlp"), default=0)
 
-    def forward(self, stream: torch.Tensor, *, trace: bool | Iterable[str] = False) -> torch.Tensor | Trace:
-        """Run every sublayer; return the final stream, or a :class:`Trace`.
+    def forward(
+        self,
+        stream: torch.Tensor,
+        *,
+        trace: bool | Iterable[str] = False,
+        dense: bool = False,
+        query_chunk: int | None = None,
+    ) -> torch.Tensor | Trace:
+        r"""Run every sublayer; return the final stream, or a :class:`Trace`.
 
         ``trace=True`` records every stream; a collection of hook names records only those (and the input and
-        the output), which keeps the memory of long models small.
+        the output), which keeps the memory of long models small. Sublayers compute in their factors (the
+        coordinates they read and write; attention scores ``query_chunk`` queries at a time, automatic by
+        default); ``dense=True`` uses the full $D \times D$ matrices instead, the reference implementation.
         """
         _check_stream(stream, self.layout)
-        if trace is False:
-            for layer in self.layers:
-                stream = stream + layer(stream)
-            return stream
         names = [trace] if isinstance(trace, str) else trace
-        keep = None if names is True else {self._position(name) for name in names}
+        keep = None if names is True or names is False else {self._position(name) for name in names}
         streams: list[torch.Tensor | None] = [stream]
         last = len(self.layers)
         for position, layer in enumerate(self.layers, start=1):
-            stream = stream + layer(stream)
-            streams.append(stream if keep is None or position in keep or position == last else None)
-        return Trace([INPUT, *self.names], streams)
+            stream = _apply(layer, stream, dense, query_chunk)
+            if trace is not False:
+                streams.append(stream if keep is None or position in keep or position == last else None)
+        return stream if trace is False else Trace([INPUT, *self.names], streams)
 
     __call__ = forward
 
@@ -227,6 +240,16 @@ class Transformer:
             f"max {self.max_heads} heads, max MLP width {self.max_mlp_width}"
         )
         return "\n".join([head] + [f"[{name}] {layer.describe()}" for name, layer in zip(self.names, self.layers)])
+
+
+def _apply(layer: Sublayer, stream: torch.Tensor, dense: bool, chunk: int | None) -> torch.Tensor:
+    """The stream after ``layer``: ``stream + output``, written only where the sublayer writes."""
+    if dense:
+        return stream + layer.dense_output(stream)
+    out = stream.clone()
+    for cols, values in layer.updates(stream, chunk):
+        add_into(out, cols, values)
+    return out
 
 
 def _positions(names: list[str], index: dict[str, int], scope: str) -> list[int]:

@@ -215,3 +215,43 @@ def test_hook_names_address_parts_of_a_model_and_partial_traces_record_only_them
         step + step
     with pytest.raises(ValueError, match="dot-separated identifiers"):
         Transformer(LAYOUT, step.layers, ["a b", "c"])
+
+
+def scattered_head(scoring, keys, normalise, seed):
+    """A head whose score form reads non-contiguous coordinates (x and s against v and one) of unequal counts and
+    writes two separated blocks, with random matrices."""
+    g = torch.Generator().manual_seed(seed)
+    qk = Bilinear(LAYOUT).add("x", "v", matrix=torch.randn(3, 3, generator=g, dtype=torch.float64)).add("s", "one", 0.7)
+    ov = LinearMap(LAYOUT).add("v", "u", matrix=torch.randn(3, 3, generator=g, dtype=torch.float64)).add("x", "s", 0.3)
+    return AttentionHead(qk, ov, scoring, keys=keys, normalise=normalise)
+
+
+@pytest.mark.parametrize("scoring", ["softmax", "relu", "linear"])
+@pytest.mark.parametrize("keys", [None, "flag"])
+@pytest.mark.parametrize("chunk", [1, 4, None])
+def test_heads_in_their_factors_equal_the_dense_computation(scoring, keys, chunk):
+    stream = random_stream(batch=3, tokens=11, seed=5)
+    stream = stream + LAYOUT.embed(3, 11, {"s": torch.randn(3, 11, 1, dtype=torch.float64)})
+    for normalise in (True, False):
+        head = scattered_head(scoring, keys, normalise, seed=1)
+        cols, values = head.update(stream, chunk)
+        out = torch.zeros_like(stream)
+        out[..., cols] = values
+        dense = head.dense_output(stream)
+        torch.testing.assert_close(out, dense, rtol=1e-13, atol=1e-13 * float(dense.abs().max()))
+        assert not LAYOUT.read(out, "x").any() and not LAYOUT.read(out, "v").any()  # written only where W_OV writes
+
+
+def test_an_empty_score_form_still_attends_uniformly_and_the_stack_agrees_with_the_dense_path():
+    uniform = AttentionHead(Bilinear(LAYOUT), LinearMap(LAYOUT).add("x", "u"), "softmax", keys="flag")
+    stream = random_stream(tokens=7)
+    flag = LAYOUT.read(stream, "flag")
+    expected = (LAYOUT.read(stream, "x") * flag).sum(1, keepdim=True) / flag.sum(1, keepdim=True)
+    torch.testing.assert_close(LAYOUT.read(uniform(stream), "u"), expected.expand(-1, 7, -1), rtol=1e-15, atol=1e-15)
+    mlp = MLPBuilder(LAYOUT).group({"x": 1.0}, {"u": -1.0}, bias=0.5).group({"s": 2.0}, {"v": 1.0}).build()
+    model = Transformer(
+        LAYOUT, [MultiHeadAttention([uniform, scattered_head("relu", None, True, 2)]), mlp], ["attn", "mlp"]
+    )
+    factored, dense = model(stream, trace=True), model(stream, trace=True, dense=True)
+    for ours, reference in zip(factored.streams, dense.streams):
+        torch.testing.assert_close(ours, reference, rtol=1e-14, atol=1e-14)

@@ -10,7 +10,9 @@
 * every tutorial example is a :class:`~tfconstruct.constructions.construction.TutorialExample` of one instance whose
   model runs to a finite stream, and each of its attention sublayers exports to the standard
   $W_Q, W_K, W_V, W_O$ form (:func:`~tfconstruct.constructions.export.export_attention`) to round-off;
-* the benchmark case runs on a batch of two to a finite stream, and its reference runs too.
+* the benchmark case runs on a batch of two to a finite stream, and its reference runs too;
+* on the tutorial and benchmark models, every sublayer computed in its factors (the forward pass) equals the
+  full-matrix reference (``dense_output``) to round-off, on the streams it sees.
 
 The shipped families and the example plugin are checked by ``tests/test_families.py`` with this function.
 """
@@ -24,11 +26,12 @@ from hypothesis import find
 
 from tfconstruct.constructions.construction import Construction, TutorialExample
 from tfconstruct.constructions.export import export_attention
+from tfconstruct.constructions.model import Trace, Transformer
 
 from .family import BenchmarkCase, Family
 from .study import Study
 
-EXPORT_TOLERANCE = 1e-12  # relative to the largest entry of the sublayer's output
+EXPORT_TOLERANCE = 1e-12  # relative to the largest entry of the sublayer's output (export, factored vs dense)
 
 
 class FamilyCheckFailed(AssertionError):
@@ -78,26 +81,37 @@ def _tutorial(factory: Callable[[], TutorialExample]) -> None:
         raise TypeError(f"returned {type(example).__name__}, expected TutorialExample")
     if example.stream.shape[0] != 1:
         raise ValueError(f"the stream holds {example.stream.shape[0]} instances, expected 1")
-    trace = example.model(example.stream, trace=True)
+    trace = example.model(example.stream, trace=True, dense=True)
     if not torch.isfinite(trace.output).all():
         raise ValueError("the model's output is not finite")
+    _factored_equals_dense(example.model, trace)
     for index, (name, layer) in enumerate(zip(example.model.names, example.model.layers)):
-        if layer.kind != "attention":
-            continue
+        if layer.kind == "attention":
+            before = trace.streams[index]
+            _close(f"sublayer {name!r} exported to W_Q, W_K, W_V, W_O", export_attention(layer)(before), layer(before))
+
+
+def _factored_equals_dense(model: Transformer, trace: Trace) -> None:
+    """Each sublayer's factored output (the forward pass) against its full-matrix output, on the dense trace."""
+    for index, (name, layer) in enumerate(zip(model.names, model.layers)):
         before = trace.streams[index]
-        expected = layer(before)
-        exported = export_attention(layer)(before)
-        error = float((exported - expected).abs().max())
-        allowed = EXPORT_TOLERANCE * float(expected.abs().max() + 1)
-        if not error <= allowed:
-            raise ValueError(f"sublayer {name!r} exported to W_Q, W_K, W_V, W_O differs by {error:.2e} > {allowed:.2e}")
+        _close(f"sublayer {name!r} in its factors", layer(before), layer.dense_output(before))
+
+
+def _close(what: str, ours: torch.Tensor, expected: torch.Tensor) -> None:
+    error = float((ours - expected).abs().max())
+    allowed = EXPORT_TOLERANCE * float(expected.abs().max() + 1)
+    if not error <= allowed:
+        raise ValueError(f"{what} differs from the dense computation by {error:.2e} > {allowed:.2e}")
 
 
 def _benchmark(benchmark: Callable[[int], BenchmarkCase]) -> None:
     case = benchmark(8)
     if not isinstance(case, BenchmarkCase):
         raise TypeError(f"returned {type(case).__name__}, expected BenchmarkCase")
-    output = case.model(case.stream(2))
+    trace = case.model(case.stream(2), trace=True, dense=True)
+    _factored_equals_dense(case.model, trace)
+    output = trace.output
     if output.shape[0] != 2 or not torch.isfinite(output).all():
         raise ValueError(
             f"the model on stream(2) gave shape {tuple(output.shape)} (finite: {bool(output.isfinite().all())})"
