@@ -17,6 +17,7 @@ from tfconstruct.constructions.power import PowerIteration, default_seeds
 from tfconstruct.constructions.tensor import OdecoPowerIteration
 from tfconstruct.verify.cli import main
 from tfconstruct.verify.em import study as em_study, sweep as em_sweep
+from tfconstruct.verify.gd import sweep as gd_sweep
 from tfconstruct.verify.power import sweep as power_sweep
 from tfconstruct.verify.study import BoundColumn, Fit, Study, StudyError, interval, positive_int
 from tfconstruct.verify.sweep import load_rows
@@ -28,12 +29,18 @@ TINY = {
     "power": {"dim": [4], "tokens": [20], "gap": [0.5], "depth": [2, 6], "width": [8, 16]},
     "em": {"dim": [2], "clusters": [2], "tokens": [20], "separation": [4.0], "depth": [1, 2], "width": [16, 32]},
     "tensor": {"dim": [4], "clusters": [2], "depth": [1, 3], "width": [16, 32]},
+    "gd": {"dim": [3], "tokens": [12], "eta": [0.5, 1.5], "depth": [0, 1, 7]},
 }
 REPLICATES = 2
-MODULES = {"power": power_sweep, "em": em_sweep, "tensor": tensor_sweep}
+MODULES = {"power": power_sweep, "em": em_sweep, "tensor": tensor_sweep, "gd": gd_sweep}
 STUDIES = {name: module.STUDY for name, module in MODULES.items()}
 #: the name each measure calls exactly once per grid point (where the test interrupts it)
-CONSTRUCTION = {"power": "run_trajectory", "em": "EMConstruction", "tensor": "OdecoPowerIteration"}
+CONSTRUCTION = {
+    "power": "PowerIteration",
+    "em": "EMConstruction",
+    "tensor": "OdecoPowerIteration",
+    "gd": "InContextRegression",
+}
 
 
 def run_tiny(name: str, out, seed: int = 0) -> list[dict]:
@@ -57,7 +64,10 @@ def test_rows_hold_the_full_config_and_every_metric_with_its_bound(name, tmp_pat
         assert all(math.isfinite(row[m]) and math.isfinite(row[f"{m}_bound"]) for m in metrics)
         assert not any(c.violated(row) for c in study.bounds)
     # seeds depend on the instance parameters only: every depth and width of a replicate sees one instance
-    assert {(r["replicate"], r["seed"]) for r in rows} == {(r, rows[r]["seed"]) for r in range(REPLICATES)}
+    seeds: dict[tuple, set[int]] = {}
+    for r in rows:
+        seeds.setdefault((*(r[p] for p in study.instance_params), r["replicate"]), set()).add(r["seed"])
+    assert all(len(found) == 1 for found in seeds.values())
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["grid"] == grid and config["replicates"] == REPLICATES and config["batched"]
     assert config["seed_keys"] == study.instance_params
@@ -84,7 +94,10 @@ def test_an_interrupted_sweep_resumes_to_the_rows_of_a_clean_run(name, tmp_path,
     monkeypatch.setattr(MODULES[name], CONSTRUCTION[name], interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_tiny(name, tmp_path / "resumed")
-    assert len(load_rows(tmp_path / "resumed")) == REPLICATES  # the first grid point was saved
+    saved = REPLICATES * (len(TINY[name]["depth"]) if STUDIES[name].prefix else 1)
+    assert (
+        len(load_rows(tmp_path / "resumed")) == saved
+    )  # the first task (a grid point, or every depth of one) was saved
     monkeypatch.undo()
     resumed = run_tiny(name, tmp_path / "resumed")
     assert json.dumps(resumed) == json.dumps(clean)
@@ -302,3 +315,14 @@ def test_a_measure_missing_a_column_its_checks_read_is_named(tmp_path):
 def test_study_parameters_may_not_take_the_sweep_command_s_own_flags():
     with pytest.raises(ValueError, match=r"parameter names \['seed'\] are taken by `tfconstruct sweep` itself"):
         _decay_study(params=(positive_int("seed", [1], "s", "a seed"),), fits=())
+
+
+@pytest.mark.parametrize("name", ["power", "em", "gd"])
+def test_a_prefix_study_gives_the_rows_of_one_call_per_depth(name, tmp_path):
+    """Every depth read from one traced pass of the deepest model equals the separately built model's row."""
+    study = STUDIES[name]
+    assert study.prefix == "depth"
+    grouped = study.sweep(tmp_path / "grouped", TINY[name], REPLICATES, progress=False).run()
+    separate = dataclasses.replace(study, prefix=None)
+    one_by_one = separate.sweep(tmp_path / "separate", TINY[name], REPLICATES, progress=False).run()
+    assert json.dumps(grouped) == json.dumps(one_by_one)

@@ -21,7 +21,18 @@ PACKAGES = ("constructions", "theory", "verify")
 ALLOWED_THIRD_PARTY = {
     "theory": {"sympy"},
     "constructions": {"numpy", "torch"},
-    "verify": {"numpy", "torch", "sympy", "matplotlib", "hypothesis", "sklearn", "scipy", "tensorly"},
+    "verify": {
+        "numpy",
+        "torch",
+        "sympy",
+        "matplotlib",
+        "hypothesis",
+        "sklearn",
+        "scipy",
+        "tensorly",
+        "distributed",
+        "cloudpickle",
+    },
 }
 #: the layers each layer may import (besides itself)
 ALLOWED_LAYERS = {"theory": set(), "constructions": set(), "verify": {"theory", "constructions"}}

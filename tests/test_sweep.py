@@ -3,12 +3,16 @@
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tfconstruct.verify import executors
+from tfconstruct.verify.executors import SchedulerUnavailable, WorkerDied
 from tfconstruct.verify.sweep import Sweep, derived_seed, load_rows, pivot
 
 GRID = {"width": [4, 8, 16], "d": [2, 3]}
@@ -176,3 +180,59 @@ def test_a_sweep_started_as_a_script_resumes_from_an_import(tmp_path, monkeypatc
 
     rows = my_study.sweep(out).run()  # the same study: resumed, nothing measured again
     assert [r["value"] for r in rows] == [r["value"] for r in load_rows(out)]
+
+
+def dies_on_width_8(config, seeds):
+    """A batched measure whose worker process dies at width 8 (as a killed or out-of-memory worker would)."""
+    if config["width"] == 8:
+        os._exit(1)
+    return measure_batch(config, seeds)
+
+
+def dies_once(config, seeds):
+    """Kills its worker the first time any worker runs width 8 (a marker file remembers), then measures normally."""
+    marker = Path(os.environ["TFCONSTRUCT_TEST_MARKER"])
+    if config["width"] == 8 and not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return measure_batch(config, seeds)
+
+
+SAME_STUDY = {"identity": "the seeded error", "batched": True, "progress": False}  # how config.json names it
+
+
+def test_local_workers_give_the_serial_rows(tmp_path):
+    serial = Sweep(GRID, 3, measure_batch, tmp_path / "serial", batched=True, progress=False).run()
+    parallel = Sweep(GRID, 3, measure_batch, tmp_path / "parallel", batched=True, workers=2, progress=False).run()
+    assert parallel == serial
+    assert (tmp_path / "parallel" / "results.csv").read_text() == (tmp_path / "serial" / "results.csv").read_text()
+
+
+def test_a_dead_local_worker_loses_no_finished_row_and_the_rerun_completes_without_duplicates(tmp_path):
+    clean = Sweep(GRID, 2, measure_batch, tmp_path / "clean", **SAME_STUDY).run()
+    folder = tmp_path / "dying"
+    with pytest.raises(WorkerDied, match="a worker process died"):
+        Sweep(GRID, 2, dies_on_width_8, folder, workers=2, **SAME_STUDY).run()
+    saved = load_rows(folder)
+    assert all(row["width"] != 8 for row in saved) and len(saved) == len(
+        {(r["width"], r["d"], r["replicate"]) for r in saved}
+    )
+    assert Sweep(GRID, 2, measure_batch, folder, workers=2, **SAME_STUDY).run() == clean
+    assert len(load_rows(folder)) == len(clean)
+
+
+def test_a_dask_cluster_runs_the_sweep_and_survives_a_dying_worker(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("TFCONSTRUCT_TEST_MARKER", str(tmp_path / "died"))
+    clean = Sweep(GRID, 2, measure_batch, tmp_path / "clean", **SAME_STUDY).run()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        rows = Sweep(GRID, 2, dies_once, tmp_path / "dask", scheduler=cluster.scheduler_address, **SAME_STUDY).run()
+    assert (tmp_path / "died").exists()  # a worker did die
+    assert rows == clean and len(load_rows(tmp_path / "dask")) == len(clean)  # its task ran again elsewhere, once
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(executors, "SCHEDULER_TIMEOUT", "1s")
+    with pytest.raises(SchedulerUnavailable, match="cannot reach the dask scheduler at 'tcp://127.0.0.1:9'"):
+        Sweep(GRID, 1, measure_batch, tmp_path, batched=True, scheduler="tcp://127.0.0.1:9", progress=False).run()

@@ -32,6 +32,7 @@ from .study import (
     depth_param as depth_param,
     interval as interval,
     positive_int as positive_int,
+    prefix_values as prefix_values,
     width_param as width_param,
 )
 from .testing import (

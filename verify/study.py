@@ -29,6 +29,7 @@ from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
+from .executors import SchedulerUnavailable, WorkerDied
 from .plots import median_and_band, plot_errors
 from .sweep import Sweep, SweepMismatch, pivot
 
@@ -36,7 +37,16 @@ Config = Mapping[str, Any]
 Metrics = dict[str, float]
 Grid = Mapping[str, Sequence[Any]]
 NOT_APPLICABLE = float("nan")
-RESERVED_FLAGS = ("out", "replicates", "seed", "study", "plugin", "help")  # taken by `tfconstruct sweep` itself
+RESERVED_FLAGS = (
+    "out",
+    "replicates",
+    "seed",
+    "workers",
+    "scheduler",
+    "study",
+    "plugin",
+    "help",
+)  # taken by `tfconstruct sweep` itself
 RELATIVE = 1e-12  # relative float64 allowance of a bound check (bounds that are attained, large values)
 
 
@@ -73,6 +83,13 @@ class Param:
         if len(set(values)) != len(values):
             errors.append(f"--{self.name} has repeated values {' '.join(map(str, values))}")
         return errors
+
+
+def prefix_values(config: Config, name: str) -> list[Any]:
+    """The values of the prefix parameter ``name`` a measure is asked for: a list under a prefix study, one value
+    otherwise (so one measure serves both)."""
+    value = config[name]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def depth_param(default: Sequence[int], help: str, *, minimum: int = 1) -> Param:
@@ -204,8 +221,11 @@ class SweepCommand(Protocol):
         """Cross-parameter problems with ``grid`` (empty when it can run)."""
         ...
 
-    def run(self, out: Path, grid: Grid, replicates: int, seed: int) -> int:
-        """Run (or resume) the sweep in ``out``; 1 if a measured value exceeds its bound or a rate check fails."""
+    def run(
+        self, out: Path, grid: Grid, replicates: int, seed: int, *, workers: int = 1, scheduler: str | None = None
+    ) -> int:
+        """Run (or resume) the sweep in ``out`` (here, in ``workers`` local processes, or on a dask ``scheduler``);
+        1 if a measured value exceeds its bound or a rate check fails."""
         ...
 
 
@@ -223,6 +243,7 @@ class Study:
     fits: tuple[Fit, ...] = ()
     constants: dict[str, Any] = field(default_factory=dict)
     check_grid: Callable[[Grid], list[str]] | None = None
+    prefix: str | None = None
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]
@@ -237,6 +258,8 @@ class Study:
         for fit in self.fits:
             if fit.axis not in names:
                 raise ValueError(f"study {self.name!r}: fit of {fit.metric!r} is against {fit.axis!r}, not a parameter")
+        if self.prefix is not None and self.prefix not in self.knobs:
+            raise ValueError(f"study {self.name!r}: prefix {self.prefix!r} must be one of its knobs {self.knobs}")
 
     @property
     def columns(self) -> list[str]:
@@ -286,9 +309,12 @@ class Study:
         base_seed: int = 0,
         progress: bool = True,
         fresh: bool = False,
+        workers: int = 1,
+        scheduler: str | None = None,
     ) -> Sweep:
-        """The :class:`Sweep` (batched; seeds shared across the knobs; the study's constants recorded);
-        ``fresh`` measures every row again (a report's), see :class:`~tfconstruct.verify.sweep.Sweep`."""
+        """The :class:`Sweep` (batched; seeds shared across the knobs; the study's constants recorded; the
+        ``prefix`` knob's values measured by one call); ``fresh`` measures every row again (a report's),
+        ``workers`` and ``scheduler`` say where tasks run, see :class:`~tfconstruct.verify.sweep.Sweep`."""
         ordered = {p.name: list(grid[p.name]) for p in self.params}
         return Sweep(
             ordered,
@@ -302,9 +328,14 @@ class Study:
             seed_keys=self.instance_params,
             progress=progress,
             fresh=fresh,
+            prefix=self.prefix,
+            workers=workers,
+            scheduler=scheduler,
         )
 
-    def run(self, out: Path, grid: Grid, replicates: int, seed: int) -> int:
+    def run(
+        self, out: Path, grid: Grid, replicates: int, seed: int, *, workers: int = 1, scheduler: str | None = None
+    ) -> int:
         """Run (or resume) the study over ``grid`` in ``out``, plot, print the summary; 1 on a violated bound or a
         failed rate check.
 
@@ -313,7 +344,7 @@ class Study:
                 (after writing the rows, the plots and the bound table, so the measurements are kept).
         """
         started = time.perf_counter()
-        rows = self.sweep(out, grid, replicates, base_seed=seed).run()
+        rows = self.sweep(out, grid, replicates, base_seed=seed, workers=workers, scheduler=scheduler).run()
         self.check_rows(rows)
         print(f"{self.name}: {len(rows)} rows in {out / 'results.csv'} ({time.perf_counter() - started:.1f} s)")
         lines, failed_fits, unchecked = self.summarise(rows, out)
@@ -410,8 +441,9 @@ def _groups(rows: Sequence[Mapping[str, Any]], params: Sequence[str], labels: Ma
 
 
 def add_arguments(parser: argparse.ArgumentParser, commands: Mapping[str, SweepCommand]) -> argparse._SubParsersAction:
-    """One sub-command per study, each with its own flags: ``--out``, one per declared parameter, ``--replicates``
-    and ``--seed``. Returns the sub-parsers (their ``prog`` names the study in error messages)."""
+    """One sub-command per study, each with its own flags: ``--out``, one per declared parameter, ``--replicates``,
+    ``--seed``, ``--workers`` and ``--scheduler``. Returns the sub-parsers (their ``prog`` names the study in error
+    messages)."""
     studies = parser.add_subparsers(dest="study", required=True, metavar="STUDY")
     for name, command in commands.items():
         defaults = ", ".join(f"--{p.name} {' '.join(map(str, p.default))}" for p in command.params)
@@ -429,6 +461,12 @@ def add_arguments(parser: argparse.ArgumentParser, commands: Mapping[str, SweepC
             "--replicates", type=int, help=f"random instances per grid point (default {command.replicates})"
         )
         sub.add_argument("--seed", type=int, default=0, help="base seed every row's seed is derived from")
+        where = sub.add_mutually_exclusive_group()
+        where.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: this one)")
+        where.add_argument(
+            "--scheduler", metavar="ADDRESS",
+            help='a dask.distributed scheduler to run on, e.g. tcp://10.0.0.5:8786 (pip install "tfconstruct[scale]")',
+        )  # fmt: skip
     return studies
 
 
@@ -443,6 +481,8 @@ def grid_from_args(args: argparse.Namespace, command: SweepCommand) -> tuple[dic
         grid[param.name] = values
     if args.replicates is not None and args.replicates < 1:
         errors.append(f"--replicates must be an integer >= 1, got {args.replicates}")
+    if args.workers < 1:
+        errors.append(f"--workers must be an integer >= 1, got {args.workers}")
     return grid, errors
 
 
@@ -450,7 +490,8 @@ def run(args: argparse.Namespace, parsers: argparse._SubParsersAction, commands:
     """Validate, run the sweep on one torch thread (tiny matrices), write the plots, print the summary.
 
     Returns 1 if a measured value exceeds its bound or a rate check fails, else 0; invalid arguments, and an output
-    folder holding a different sweep, exit through the study's ``parser.error`` (status 2).
+    folder holding a different sweep, exit through the study's ``parser.error`` (status 2); a worker that died or a
+    scheduler that cannot be used is a runtime failure (status 3, one line: re-running resumes).
     """
     command = commands[args.study]
     parser = parsers.choices[args.study]
@@ -462,8 +503,14 @@ def run(args: argparse.Namespace, parsers: argparse._SubParsersAction, commands:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return command.run(args.out, grid, args.replicates or command.replicates, args.seed)
+        return command.run(
+            args.out, grid, args.replicates or command.replicates, args.seed,
+            workers=args.workers, scheduler=args.scheduler,
+        )  # fmt: skip
     except (SweepMismatch, StudyError) as error:
         parser.error(str(error))
+    except (WorkerDied, SchedulerUnavailable) as error:
+        print(f"{parser.prog}: error: {error}; re-run the same command to resume", file=sys.stderr)
+        return 3
     finally:
         torch.set_num_threads(threads)

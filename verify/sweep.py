@@ -6,7 +6,8 @@ runs ``f(config, seed) -> {metric: value}`` for every grid point and replicate a
 * ``config.json``: the full study (grid, replicates, base seed, measure name, package version,
   any ``extra`` settings);
 * ``results.jsonl``: one row per (config, replicate), appended and flushed as soon as it is
-  measured, so an interruption loses at most the row in progress;
+  measured (a batched grid point as soon as its batch is), so an interruption loses at most the row (the batch)
+  in progress;
 * ``results.csv``: the same tidy table (grid columns, ``replicate``, ``seed``, metrics), written
   at the end in grid order.
 
@@ -19,6 +20,12 @@ so the curves over width are not blurred by instance-to-instance variation.
 ``results.jsonl``; it refuses to resume if ``config.json`` describes a different study.
 **Batched:** with ``batched=True`` the measure takes the list of seeds of one grid point and
 returns one metrics dict per seed (e.g. one batched forward pass for all seeds).
+**Prefix:** with ``prefix="depth"`` the grid points that differ only in depth are measured by one call, whose
+config holds the list of depths (the construction at depth $L$ is a prefix of the deepest one, so one traced pass
+reads them all); the measure returns the rows depth by depth. The rows are the ones separate calls would give.
+**Scale-out:** the grid is cut into independent tasks (a grid point, or a prefix group) that run here, in
+``workers`` local processes or on a dask.distributed ``scheduler`` (:mod:`tfconstruct.verify.executors`); only
+this process writes rows, as each task finishes.
 """
 
 from __future__ import annotations
@@ -30,11 +37,15 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
+from typing import Any, Callable, Mapping, Sequence, TextIO
 
 import numpy as np
+
+from .executors import run_tasks
 
 Metrics = Mapping[str, float]
 RESERVED = ("replicate", "seed")
@@ -57,6 +68,37 @@ def importable_name(function: Callable[..., Any]) -> str:
 
 class SweepMismatch(ValueError):
     """An output folder's ``config.json`` describes a different sweep, so it cannot be resumed."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """Grid points measured by one call (several only for a prefix group), for the same replicates and seeds."""
+
+    configs: tuple[dict[str, Any], ...]
+    replicates: tuple[int, ...]
+    seeds: tuple[int, ...]
+
+
+def evaluate(measure: Callable[..., Any], batched: bool, prefix: str | None, task: Task) -> list[list[Metrics]]:
+    """The metrics of each of ``task``'s grid points, one per seed (runs wherever the task is sent)."""
+    seeds = list(task.seeds)
+    if prefix is not None:
+        values = [config[prefix] for config in task.configs]
+        results = list(measure({**task.configs[0], prefix: values}, seeds))
+        expected = len(values) * len(seeds)
+        if len(results) != expected:
+            raise ValueError(
+                f"measure returned {len(results)} results for {len(values)} values of {prefix} x {len(seeds)} seeds "
+                f"at {task.configs[0]}"
+            )
+        return [results[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(values))]
+    (config,) = task.configs
+    if batched:
+        results = list(measure(dict(config), seeds))
+        if len(results) != len(seeds):
+            raise ValueError(f"batched measure returned {len(results)} results for {len(seeds)} seeds at {config}")
+        return [results]
+    return [[measure(dict(config), seed) for seed in seeds]]
 
 
 def derived_seed(base_seed: int, config: Mapping[str, Any], replicate: int) -> int:
@@ -84,6 +126,9 @@ class Sweep:
             importable name is recorded beside it (``measure_function``) for the reader, not compared.
         fresh: discard whatever the folder holds and measure every row (a report's sweeps are outputs, not caches:
             resuming one after a code change would mix rows of the old code with the new).
+        prefix: a knob (not in ``seed_keys``) whose grid points one batched call measures together (see above).
+        workers: local processes to run tasks in (1: this process).
+        scheduler: the address of a dask.distributed scheduler to run tasks on instead.
         progress: write a text progress bar to ``stream`` (stderr by default): redrawn in place on a terminal, a line
             every 10 s into a log.
     """
@@ -101,6 +146,9 @@ class Sweep:
         seed_keys: Sequence[str] | None = None,
         identity: str | None = None,
         fresh: bool = False,
+        prefix: str | None = None,
+        workers: int = 1,
+        scheduler: str | None = None,
         progress: bool = True,
         stream: TextIO | None = None,
     ):
@@ -127,6 +175,11 @@ class Sweep:
         unknown = set(self.seed_keys) - set(self.grid)
         if unknown:
             raise ValueError(f"seed_keys {sorted(unknown)} are not grid parameters; the grid has {list(self.grid)}")
+        if prefix is not None and (prefix not in self.grid or prefix in self.seed_keys or not batched):
+            raise ValueError(f"prefix {prefix!r} must be a batched sweep's grid parameter that seeds do not depend on")
+        if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        self.prefix, self.workers, self.scheduler = prefix, int(workers), scheduler
         self.progress = progress
         self.stream = stream if stream is not None else sys.stderr
         self._last_drawn = 0.0
@@ -168,42 +221,52 @@ class Sweep:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._check_or_write_config()
         done = {self._key(row): row for row in self._read_rows()}
-        pending = [
-            (config, [r for r in range(self.replicates) if self._key({**config, "replicate": r}) not in done])
-            for config in self.configs()
-        ]
-        pending = [(config, reps) for config, reps in pending if reps]
+        tasks = self.tasks(done)
         total = len(self.configs()) * self.replicates
-        finished = already = total - sum(len(reps) for _, reps in pending)
+        finished = already = total - sum(len(t.configs) * len(t.replicates) for t in tasks)
         started = time.perf_counter()
         self._show(finished, total, started, already)
+        function = partial(evaluate, self.measure, self.batched, self.prefix)
+        by_value = [self.measure.__module__] if not self.measure.__module__.startswith("tfconstruct.") else []
         with self.results_path.open("a") as sink:
-            for config, reps in pending:
-                seeds = [self.seed(config, r) for r in reps]
-                for replicate, seed, metrics in zip(reps, seeds, self._measure(config, seeds)):
-                    row = self._row(config, replicate, seed, metrics)
-                    sink.write(json.dumps(row) + "\n")
-                    sink.flush()
-                    os.fsync(sink.fileno())
-                    done[self._key(row)] = row
-                    finished += 1
-                    self._show(finished, total, started, already)
+            for task, results in run_tasks(
+                tasks, function, workers=self.workers, scheduler=self.scheduler, by_value=by_value
+            ):
+                for config, metrics_per_seed in zip(task.configs, results):
+                    for replicate, seed, metrics in zip(task.replicates, task.seeds, metrics_per_seed):
+                        row = self._row(config, replicate, seed, metrics)
+                        sink.write(json.dumps(row) + "\n")
+                        done[self._key(row)] = row
+                        finished += 1
+                _sync(sink)  # a task is measured in one call, so it is saved as one
+                self._show(finished, total, started, already)
         if self.progress and self._terminal:
             self.stream.write("\n")
         rows = [done[self._key({**c, "replicate": r})] for c in self.configs() for r in range(self.replicates)]
         write_csv(self.out_dir / "results.csv", rows)
         return rows
 
-    def _measure(self, config: dict[str, Any], seeds: list[int]) -> Iterator[Metrics]:
-        """Metrics per seed, lazily when unbatched (so each row is saved before the next is measured)."""
+    def tasks(self, done: Mapping[str, Any]) -> list[Task]:
+        """The rows still to measure, as tasks: one per grid point (its missing replicates; one per row when
+        unbatched, so each row is saved as soon as it is measured), or with ``prefix`` one per group of grid points
+        that differ only in the prefix parameter and miss the same replicates."""
+        groups: dict[str, list[dict[str, Any]]] = {}
+        missing: dict[str, tuple[int, ...]] = {}
+        for config in self.configs():
+            reps = tuple(r for r in range(self.replicates) if self._key({**config, "replicate": r}) not in done)
+            if not reps:
+                continue
+            rest = {k: v for k, v in config.items() if k != self.prefix} if self.prefix else config
+            key = json.dumps([rest, reps], sort_keys=True) if self.prefix else self._key({**config, "replicate": -1})
+            groups.setdefault(key, []).append(config)
+            missing[key] = reps
+        tasks = [
+            Task(tuple(configs), missing[key], tuple(self.seed(configs[0], r) for r in missing[key]))
+            for key, configs in groups.items()
+        ]
         if self.batched:
-            results = list(self.measure(dict(config), list(seeds)))
-            if len(results) != len(seeds):
-                raise ValueError(f"batched measure returned {len(results)} results for {len(seeds)} seeds at {config}")
-            yield from results
-            return
-        for seed in seeds:
-            yield self.measure(dict(config), seed)
+            return tasks
+        return [Task(t.configs, (r,), (seed,)) for t in tasks for r, seed in zip(t.replicates, t.seeds)]  # row by row
 
     def _row(self, config: dict[str, Any], replicate: int, seed: int, metrics: Metrics) -> dict[str, Any]:
         if not isinstance(metrics, Mapping):
@@ -265,6 +328,12 @@ class Sweep:
         line = f"[sweep] {finished}/{total} |{bar:<30}| {elapsed:6.1f}s elapsed, eta {eta}"
         self.stream.write(f"\r{line}" if self._terminal else f"{line}\n")
         self.stream.flush()
+
+
+def _sync(sink: TextIO) -> None:
+    """Push what was written to the disk (an interruption after this loses nothing written before)."""
+    sink.flush()
+    os.fsync(sink.fileno())
 
 
 # ---------------------------------------------------------------------- reading results

@@ -383,6 +383,31 @@ class DeflatedPowerIteration:
             self.iterates(trace, iterate_hooks), self.normaliser_inputs(trace, norm_hooks), trace.output
         )
 
+    def trajectories(self, stream: torch.Tensor, iterations: Sequence[int]) -> dict[int, PowerTrajectory]:
+        r"""For each $L$ in ``iterations``: the :class:`PowerTrajectory` the same construction with $J = L$
+        iterations would return, all from **one** forward pass of this (deepest) model.
+
+        The model with $J = L$ is this one's sublayers up to ``component0.iter{L-1}`` followed by the same tail
+        (Newton steps, eigenvalue, store), so the tail runs on the stream recorded after iteration $L$: the same
+        operations on the same inputs, hence the same numbers. One component only (a later component starts
+        after the earlier ones' tails).
+
+        Raises:
+            ValueError: for several components, or an $L$ outside ``1..iterations``.
+        """
+        if self.components != 1:
+            raise ValueError(f"trajectories at several depths need components = 1, got {self.components}")
+        bad = [L for L in iterations if isinstance(L, bool) or int(L) != L or not 1 <= L <= self.iterations]
+        if bad:
+            raise ValueError(f"iterations must be integers in 1..{self.iterations}, got {bad}")
+        hooks, norms = self.iterate_hooks(0), self.normaliser_hooks(0)
+        trace = self.model(stream, trace=hooks + norms)
+        tail = self.model.suffix(hooks[-1])
+        iterates, inputs = self.iterates(trace, [hooks]), self.normaliser_inputs(trace, [norms])
+        return {
+            L: PowerTrajectory(iterates[:, :, : L + 1], inputs[:, :, :L], tail(trace[hooks[L]])) for L in iterations
+        }
+
     def iterates(self, trace: Trace, hooks: Sequence[Sequence[str]] | None = None) -> torch.Tensor:
         r"""$v^{(t)}$ for every component and $t = 0..J$ (token 0): shape $(b, R, J+1, k)$."""
         hooks = hooks or [self.iterate_hooks(j) for j in range(self.components)]
@@ -441,6 +466,10 @@ class PowerConstruction(Construction):
     def trajectory(self, stream: torch.Tensor) -> PowerTrajectory:
         """Every iterate and normaliser input of one forward pass (:meth:`DeflatedPowerIteration.trajectory`)."""
         return self.engine.trajectory(stream)
+
+    def trajectories(self, stream: torch.Tensor, iterations: Sequence[int]) -> dict[int, PowerTrajectory]:
+        """The trajectory at each number of iterations, from one pass (:meth:`DeflatedPowerIteration.trajectories`)."""
+        return self.engine.trajectories(stream, iterations)
 
 
 def _named(layout: ResidualLayout, layers: NamedLayers) -> Transformer:

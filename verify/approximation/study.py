@@ -179,6 +179,8 @@ def approximation_sweep(
     base_seed: int = 0,
     progress: bool = True,
     fresh: bool = False,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> Sweep:
     """The width sweep of the named parts (same instance at every width: ``seed_keys=["part"]``)."""
     unknown = set(parts) - set(PARTS)
@@ -192,6 +194,8 @@ def approximation_sweep(
         base_seed=base_seed,
         seed_keys=["part"],
         fresh=fresh,
+        workers=workers,
+        scheduler=scheduler,
         progress=progress,
     )
 
@@ -207,8 +211,12 @@ class ApproximationStudy:
     def validate(self, grid: Grid) -> list[str]:
         return []
 
-    def run(self, out: Path, grid: Grid, replicates: int, seed: int) -> int:
-        rows = approximation_sweep(out, list(PARTS), list(grid["width"]), replicates, base_seed=seed).run()
+    def run(
+        self, out: Path, grid: Grid, replicates: int, seed: int, *, workers: int = 1, scheduler: str | None = None
+    ) -> int:
+        rows = approximation_sweep(
+            out, list(PARTS), list(grid["width"]), replicates, base_seed=seed, workers=workers, scheduler=scheduler
+        ).run()
         print(f"{len(rows)} rows in {out / 'results.csv'}")
         column = BoundColumn("error", "round_off", bound="bound", relative=0.0)
         failed = False

@@ -21,7 +21,19 @@ import numpy as np
 from tfconstruct.constructions.em import EMConstruction
 from tfconstruct.theory.em import EM_PROPAGATION, EM_SOFT_STATE_STEP
 
-from ..study import BoundColumn, Config, Fit, Grid, Metrics, Study, depth_param, interval, positive_int, width_param
+from ..study import (
+    BoundColumn,
+    Config,
+    Fit,
+    Grid,
+    Metrics,
+    Study,
+    depth_param,
+    interval,
+    positive_int,
+    prefix_values,
+    width_param,
+)
 from .strategies import MixtureInstance, build_mixture
 from .study import FLOOR, WEIGHT_FLOOR, contraction_estimate, reference_soft, step_values
 
@@ -41,13 +53,16 @@ def instances(config: Config, seeds: Sequence[int]) -> list[MixtureInstance]:
 def measure(config: Config, seeds: Sequence[int]) -> list[Metrics]:
     r"""Soft EM with $L$ = depth iterations and $M$ = width intervals against the numpy EM from the same start:
     $\max_k\lVert\hat\mu_k^{(L)} - \mu_k^{(L)}\rVert$ with $\varepsilon_{step}(1-\hat\kappa^L)/(1-\hat\kappa)$, and
-    label agreement."""
+    label agreement.
+
+    ``config["depth"]`` is the list of depths (the study's prefix): the read-out after each iteration of the deepest
+    model's one traced pass is the depth-$L$ model's output; rows depth by depth."""
     batch = instances(config, seeds)
-    iterations, width = config["depth"], config["width"]
+    depths, width = prefix_values(config, "depth"), config["width"]
     construction = EMConstruction(
         config["dim"],
         components=config["clusters"],
-        iterations=iterations,
+        iterations=max(depths),
         beta=1.0,
         width=width,
         radius=max(i.radius for i in batch),
@@ -55,22 +70,27 @@ def measure(config: Config, seeds: Sequence[int]) -> list[Metrics]:
         weight_floor=WEIGHT_FLOOR,
     )
     points = np.array([i.points for i in batch])
-    readouts = construction.trajectory(construction.embed(points, np.array([i.init_means for i in batch])))
+    trajectory = construction.trajectory(construction.embed(points, np.array([i.init_means for i in batch])))
+    references = [reference_soft(instance, max(depths)) for instance in batch]
     rows = []
-    for b, instance in enumerate(batch):
-        reference = reference_soft(instance, iterations)
-        ours = readouts[-1].means[b].numpy()
-        pi_min = min(min(float(s.weights.min()) for s in reference), min(float(r.weights[b].min()) for r in readouts))
-        step = EM_SOFT_STATE_STEP(**step_values(instance, width, pi_min))
-        rows.append(
-            {
-                "mean_error": float(np.linalg.norm(ours - reference[-1].means, axis=1).max()),
-                "mean_error_bound": EM_PROPAGATION(
-                    epsilon_step=step, kappa=contraction_estimate(instance, reference), L=iterations
-                ),
-                "label_agreement": float(np.mean(readouts[-1].labels[b].numpy() == reference[-1].labels)),
-            }
-        )
+    for iterations in depths:
+        readouts = trajectory[:iterations]
+        for b, instance in enumerate(batch):
+            reference = references[b][:iterations]
+            ours = readouts[-1].means[b].numpy()
+            pi_min = min(
+                min(float(s.weights.min()) for s in reference), min(float(r.weights[b].min()) for r in readouts)
+            )
+            step = EM_SOFT_STATE_STEP(**step_values(instance, width, pi_min))
+            rows.append(
+                {
+                    "mean_error": float(np.linalg.norm(ours - reference[-1].means, axis=1).max()),
+                    "mean_error_bound": EM_PROPAGATION(
+                        epsilon_step=step, kappa=contraction_estimate(instance, reference), L=iterations
+                    ),
+                    "label_agreement": float(np.mean(readouts[-1].labels[b].numpy() == reference[-1].labels)),
+                }
+            )
     return rows
 
 
@@ -108,4 +128,5 @@ STUDY = Study(
         "weight_floor": WEIGHT_FLOOR,
     },
     check_grid=check_grid,
+    prefix="depth",
 )

@@ -30,6 +30,7 @@ from tfconstruct.verify import (
     depth_param,
     interval,
     positive_int,
+    prefix_values,
     round_off_allowance,
 )
 
@@ -56,13 +57,27 @@ def fit_window(eta: float, spectrum: np.ndarray) -> float:
 
 
 def measure(config: dict, seeds: Sequence[int]) -> list[dict[str, float]]:
-    """One batched forward pass of $L$ = depth GD layers against numpy GD and the least-squares limit."""
+    """One batched forward pass of the deepest GD model against numpy GD and the least-squares limit, read at every
+    depth of ``config["depth"]`` (the study's prefix): the read-out sublayer applied to the stream after step $L$
+    is the depth-$L$ model's output. Rows depth by depth."""
     batch = instances(config, seeds)
-    steps, eta = config["depth"], config["eta"]
-    construction = InContextRegression(config["dim"], steps=steps, eta=eta)
-    predictions = construction.run(
+    depths, eta = prefix_values(config, "depth"), config["eta"]
+    construction = InContextRegression(config["dim"], steps=max(depths), eta=eta)
+    stream = construction.embed(
         np.array([i.X for i in batch]), np.array([i.y for i in batch]), np.array([i.query for i in batch])
-    ).prediction.numpy()
+    )
+    after = {steps: f"iter{steps - 1}.gd" if steps else "input" for steps in depths}
+    trace = construction.model(stream, trace=list(after.values()))
+    readout = construction.model.part("readout")
+    return [
+        row
+        for steps in depths
+        for row in _rows(batch, eta, steps, construction.readout(readout(trace[after[steps]])).prediction.numpy())
+    ]
+
+
+def _rows(batch: list[RegressionInstance], eta: float, steps: int, predictions: np.ndarray) -> list[dict[str, float]]:
+    """The metrics of every instance after ``steps`` GD layers."""
     rows = []
     for instance, prediction in zip(batch, predictions):
         reference = gradient_descent(instance.X, instance.y, instance.query, eta, steps).predictions[-1]
@@ -120,4 +135,5 @@ STUDY = Study(
     ),  # fmt: skip
     constants={"spectrum": "study_spectrum(d): 1, geometric to 1/2, and 1/10", "noise": 0.0, "preconditioner": None},
     check_grid=check_grid,
+    prefix="depth",
 )

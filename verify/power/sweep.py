@@ -19,8 +19,9 @@ import math
 from typing import Sequence
 
 import numpy as np
+import torch
 
-from tfconstruct.constructions.power import PowerIteration
+from tfconstruct.constructions.power import PowerIteration, PowerTrajectory
 from tfconstruct.theory.power import ANGLE_AFTER_STEPS, EIGENVALUE_RELATIVE, NORM_PER_STEP
 
 from ..study import (
@@ -34,10 +35,11 @@ from ..study import (
     depth_param,
     interval,
     positive_int,
+    prefix_values,
     width_param,
 )
 from .reference import power_iteration, second_moment, sin_angle, tan_angle, top_eigenpairs
-from .study import run_trajectory, spectrum_instances, unit_rows
+from .study import spectrum_instances, unit_rows
 
 EPS = float(np.finfo(np.float64).eps)
 DOMAIN = (1e-2, 1e2)
@@ -61,20 +63,39 @@ def instances(config: Config, seeds: Sequence[int]) -> tuple[np.ndarray, np.ndar
 
 def measure(config: Config, seeds: Sequence[int]) -> list[Metrics]:
     r"""Power iteration with $J$ = depth steps and $M$ = width intervals against ``eigh`` and exact power iteration:
-    $\sin\angle(V, v_1)$, $\sin\angle(V, v_J^{PI})$, $|\lVert V\rVert - 1|$, $|\hat\lambda/\lambda_1 - 1|$ and bounds."""
+    $\sin\angle(V, v_1)$, $\sin\angle(V, v_J^{PI})$, $|\lVert V\rVert - 1|$, $|\hat\lambda/\lambda_1 - 1|$ and bounds.
+
+    ``config["depth"]`` is the list of depths (the study's prefix): one traced pass of the deepest model gives the
+    read-out of every depth (:meth:`~tfconstruct.constructions.power.PowerIteration.trajectories`), rows depth by
+    depth."""
     X, starts = instances(config, seeds)
-    steps, width = config["depth"], config["width"]
-    construction = PowerIteration(config["dim"], iterations=steps, width=width, domain=DOMAIN)
-    trajectory = run_trajectory(construction, X, starts, "cpu")
+    depths, width = prefix_values(config, "depth"), config["width"]
+    construction = PowerIteration(config["dim"], iterations=max(depths), width=width, domain=DOMAIN)
+    trajectories = construction.trajectories(construction.embed(torch.as_tensor(X), torch.as_tensor(starts)), depths)
+    references = [top_eigenpairs(second_moment(X[b]), 2) for b in range(len(seeds))]
+    exact = [power_iteration(second_moment(X[b]), starts[b, 0], max(depths)).iterates for b in range(len(seeds))]
+    return [
+        row
+        for steps in depths
+        for row in _rows(construction, steps, trajectories[steps], starts, references, [e[steps] for e in exact])
+    ]
+
+
+def _rows(
+    construction: PowerIteration,
+    steps: int,
+    trajectory: PowerTrajectory,
+    starts: np.ndarray,
+    references: list[tuple[np.ndarray, np.ndarray]],
+    exact: list[np.ndarray],
+) -> list[Metrics]:
+    """The metrics of every seed at one depth."""
     result = construction.readout(trajectory.stream)
     low, high = DOMAIN
-    epsilon = NORM_PER_STEP(M=width, a=low, b=high)
+    epsilon = NORM_PER_STEP(M=construction.engine.width, a=low, b=high)
     rows = []
-    for b in range(len(seeds)):
-        sigma = second_moment(X[b])
-        values, vectors = top_eigenpairs(sigma, 2)
+    for b, (values, vectors) in enumerate(references):
         vector, value = result.vectors[b, 0].numpy(), float(result.eigenvalues[b, 0])
-        exact = power_iteration(sigma, starts[b, 0], steps).iterates[-1]
         sine = sin_angle(vector, vectors[0])
         in_domain = low <= float(trajectory.normaliser_inputs[b, 0, -1]) <= high
         rows.append(
@@ -83,7 +104,7 @@ def measure(config: Config, seeds: Sequence[int]) -> list[Metrics]:
                 "sin_eigh_bound": ANGLE_AFTER_STEPS(
                     rho=values[1] / values[0], L=steps, theta_0=math.atan(tan_angle(starts[b, 0], vectors[0]))
                 ),
-                "sin_reference": sin_angle(vector, exact),
+                "sin_reference": sin_angle(vector, exact[b]),
                 "sin_reference_bound": 0.0,
                 "norm_error": abs(float(np.linalg.norm(vector)) - 1.0),
                 "norm_error_bound": epsilon if in_domain else NOT_APPLICABLE,
@@ -128,4 +149,5 @@ STUDY = Study(
     fits=(Fit("sin_eigh", "depth", "semilog", floor=10 * EPS), Fit("norm_error", "width", "loglog", expected=-2.0)),
     constants={"domain": list(DOMAIN), "lambda_1": TOP, "condition": CONDITION, "newton": 0},
     check_grid=check_grid,
+    prefix="depth",
 )
