@@ -30,7 +30,9 @@ computes the same sum in the heads' factors (:mod:`~tfconstruct.constructions.fa
 coordinates $W_{QK}$ reads on the query and key side, $r = \min(|R|, |C|)$ and $W_{OV}$ writing $d_v$
 coordinates, the scores cost $O(N^2 r)$ and the values $O(N^2 d_v)$; linear scoring uses associativity,
 $\frac1N Q (K^\top V)$ in $O(N r d_v)$; ReLU and softmax scores are formed for a block of queries at a time,
-so memory is $O(\text{batch} \times \text{chunk} \times N)$ per head. Tests check that both paths agree to
+so memory is $O(\text{batch} \times \text{chunk} \times N)$ per head, and a query that is the same in every token
+(a head that reads only broadcast blocks on the query side, as power iteration's $\langle v, x_j\rangle$) is scored
+once, in $O(N r)$. Tests check that both paths agree to
 round-off on every construction.
 """
 
@@ -129,8 +131,12 @@ class AttentionHead:
         chunk: int | None,
         weights: Callable[[torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:
-        r"""$\mathrm{weights}(Q K^\top) V$, ``chunk`` queries at a time (the scores of one block in memory at once)."""
+        r"""$\mathrm{weights}(Q K^\top) V$, ``chunk`` queries at a time (the scores of one block in memory at once);
+        once when every token's query is the same."""
         batch, tokens = queries.shape[:2]
+        if tokens > 1 and bool((queries == queries[:, :1]).all()):
+            # every token asks the same query (a broadcast block): its row is computed once, the same for all
+            return AttentionHead._chunked(queries[:, :1], keys, values, chunk, weights).expand(-1, tokens, -1)
         out = values.new_empty(batch, tokens, values.shape[-1])
         step = query_chunk(batch, tokens, chunk)
         for start in range(0, tokens, step):

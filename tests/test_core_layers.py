@@ -233,13 +233,17 @@ def test_heads_in_their_factors_equal_the_dense_computation(scoring, keys, chunk
     stream = random_stream(batch=3, tokens=11, seed=5)
     stream = stream + LAYOUT.embed(3, 11, {"s": torch.randn(3, 11, 1, dtype=torch.float64)})
     for normalise in (True, False):
-        head = scattered_head(scoring, keys, normalise, seed=1)
-        cols, values = head.update(stream, chunk)
+        scattered = scattered_head(scoring, keys, normalise, seed=1)
+        cols, values = scattered.update(stream, chunk)
         out = torch.zeros_like(stream)
         out[..., cols] = values
-        dense = head.dense_output(stream)
+        dense = scattered.dense_output(stream)
         torch.testing.assert_close(out, dense, rtol=1e-13, atol=1e-13 * float(dense.abs().max()))
         assert not LAYOUT.read(out, "x").any() and not LAYOUT.read(out, "v").any()  # written only where W_OV writes
+    broadcast = head(scoring, keys)  # its query reads v, the same in every token: scored once
+    cols, values = broadcast.update(stream, chunk)
+    dense = broadcast.dense_output(stream)
+    torch.testing.assert_close(values, dense[..., cols], rtol=1e-13, atol=1e-13 * float(dense.abs().max()))
 
 
 def test_an_empty_score_form_still_attends_uniformly_and_the_stack_agrees_with_the_dense_path():
