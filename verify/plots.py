@@ -40,7 +40,7 @@ from .rates import fit_slope  # noqa: E402
 DPI = 120
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 _FLOOR_FACTOR = 10.0  # medians within this factor of the floor are left out of the slope fit
-_MAX_TICKS = 64  # above this many coordinates, label one tick per subspace / unit group
+_MAX_TICKS = 24  # above this many coordinates, label one tick per subspace / unit group
 
 
 def median_and_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -357,7 +357,16 @@ def weight_heatmap(
         ax.set_xlabel(xlabel, fontsize=8)
         result[title] = (list(row_labels), list(col_labels))
     fig.suptitle(f"{hook} ({layer.kind})", fontsize=10)
-    _save(fig, path, tight=True, dpi=dpi)
+    # fixed margins (in inches) for the tick labels, instead of tight_layout, which draws the figure once more
+    fig.subplots_adjust(
+        left=1.2 / fig.get_figwidth(),
+        right=1 - 0.3 / fig.get_figwidth(),
+        bottom=1.3 / fig.get_figheight(),
+        top=1 - 0.6 / fig.get_figheight(),
+        wspace=0.5,
+        hspace=0.55,
+    )
+    _save(fig, path, crop=False, dpi=dpi)
     return result
 
 
@@ -412,9 +421,8 @@ def _numpy(matrix) -> np.ndarray:
     return matrix.detach().to("cpu").double().numpy()
 
 
-def _save(fig: Figure, path: str | Path, tight: bool = False, dpi: int = DPI) -> None:
+def _save(fig: Figure, path: str | Path, *, crop: bool = True, dpi: int = DPI) -> None:
+    """Write ``fig`` as PNG without a timestamp; ``crop`` trims the margins (one more draw of the figure)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if tight:
-        fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=dpi, bbox_inches="tight" if not tight else None, metadata={"Software": None})
+    fig.savefig(path, dpi=dpi, bbox_inches="tight" if crop else None, metadata={"Software": None})
