@@ -1,7 +1,8 @@
-"""Forward-pass timings of every registered family: ``python benchmarks/forward.py [--batches 1 8 64] ...``.
+"""Forward-pass timings of every registered family: ``python benchmarks/forward.py [--tokens 100 1000 10000] ...``.
 
-The same as ``tfconstruct benchmark``: seconds per forward pass, instances per second and, measured in the same
-run, the ratios to the numpy reference and to one 1024^2 float64 matmul (CPU, and CUDA when present).
+The same as ``tfconstruct benchmark``: seconds per forward pass (factored and dense), the numpy reference's seconds
+on the same instances, and the achieved GFLOP/s against a float64 matmul measured in the same run (CPU, and CUDA
+when present).
 """
 
 import sys

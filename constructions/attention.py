@@ -99,29 +99,49 @@ class AttentionHead:
         return self.pattern(stream) @ (stream @ self.ov.matrix.to(stream))
 
     def update(self, stream: torch.Tensor, chunk: int | None = None) -> Update:
-        """The head's output in its factors: the coordinates $W_{OV}$ writes and the values added there.
+        r"""The head's output in its factors: the coordinates $W_{OV}$ writes and the values added there.
 
+        With $W_{QK} = P_R^\top B\,P_C$ and $W_{OV} = P_{R'}^\top B' P_{C'}$ the output is
+        $\mathrm{weights}(H_R B H_C^\top)\,H_{R'} B'$, and the products are ordered to be cheapest: when every
+        token's query $H_R$ is the same row (it reads only broadcast blocks) one row of weights is computed and
+        $B'$ applied after the weighted sum, $O(N(|C| + |R'|))$; otherwise the smaller side of each block is kept.
         ``chunk``: queries per block of scores (default: automatic, see :func:`query_chunk`).
         """
         qk, ov = factor(self.qk.matrix, stream), factor(self.ov.matrix, stream)
         batch, tokens = stream.shape[:2]
         if ov.empty:
             return ov.cols, stream.new_zeros(batch, tokens, ov.block.shape[1])  # an empty score form still attends
-        values = take(stream, ov.rows) @ ov.block
-        if qk.block.shape[0] <= qk.block.shape[1]:
-            queries, keys = take(stream, qk.rows), take(stream, qk.cols) @ qk.block.T
+        queries = take(stream, qk.rows)
+        shared = tokens > 1 and torch.equal(queries, queries[:, :1].expand_as(queries))
+        if shared:  # one query row: the score block goes on its side
+            queries, keys = queries[:, :1] @ qk.block, take(stream, qk.cols)
+        elif qk.block.shape[0] <= qk.block.shape[1]:
+            keys = take(stream, qk.cols) @ qk.block.T
         else:
-            queries, keys = take(stream, qk.rows) @ qk.block, take(stream, qk.cols)
+            queries, keys = queries @ qk.block, take(stream, qk.cols)
+        values = take(stream, ov.rows)
         mask = self._key_mask(stream)
+        tokens_attended = tokens
+        if mask is not None and mask[0, 0].any() and torch.equal(mask, mask[:1].expand_as(mask)):
+            # the same keys in every instance (token types fixed by position): attend to those keys only
+            attended = torch.nonzero(mask[0, 0]).flatten()
+            keys, values, mask = keys.index_select(1, attended), values.index_select(1, attended), None
+            tokens_attended = len(attended)
+        late = shared or ov.block.shape[0] <= ov.block.shape[1]  # apply B' after the weighted sum
+        values = values if late else values @ ov.block
         if self.scoring == "softmax":
-            return ov.cols, self._chunked(queries, keys, values, chunk, lambda s: self._weights(s, mask, tokens))
-        # ReLU and linear: mask the values (a masked key adds nothing) and divide the output, not the N x N weights
-        weighted = values if mask is None else values * mask.transpose(-1, -2)
-        if self.scoring == "linear":
-            out = queries @ (keys.transpose(-1, -2) @ weighted)  # (Q K^T) V = Q (K^T V)
-        else:
-            out = self._chunked(queries, keys, weighted, chunk, torch.relu_)
-        return ov.cols, out / self._count(mask, tokens) if self.normalise else out
+            out = self._chunked(queries, keys, values, chunk, lambda s: self._weights(s, mask, tokens_attended))
+        else:  # ReLU and linear: mask the values (a masked key adds nothing), divide the output, not the weights
+            values = values if mask is None else values * mask.transpose(-1, -2)
+            if self.scoring == "relu":
+                out = self._chunked(queries, keys, values, chunk, torch.relu_)
+            elif shared:
+                out = (queries @ keys.transpose(-1, -2)) @ values  # one row of scores
+            else:
+                out = queries @ (keys.transpose(-1, -2) @ values)  # (Q K^T) V = Q (K^T V)
+            out = out / self._count(mask, tokens_attended) if self.normalise else out
+        out = out @ ov.block if late else out
+        return ov.cols, out.expand(-1, tokens, -1) if shared else out
 
     @staticmethod
     def _chunked(
@@ -131,12 +151,8 @@ class AttentionHead:
         chunk: int | None,
         weights: Callable[[torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:
-        r"""$\mathrm{weights}(Q K^\top) V$, ``chunk`` queries at a time (the scores of one block in memory at once);
-        once when every token's query is the same."""
+        r"""$\mathrm{weights}(Q K^\top) V$, ``chunk`` queries at a time (the scores of one block in memory at once)."""
         batch, tokens = queries.shape[:2]
-        if tokens > 1 and bool((queries == queries[:, :1]).all()):
-            # every token asks the same query (a broadcast block): its row is computed once, the same for all
-            return AttentionHead._chunked(queries[:, :1], keys, values, chunk, weights).expand(-1, tokens, -1)
         out = values.new_empty(batch, tokens, values.shape[-1])
         step = query_chunk(batch, tokens, chunk)
         for start in range(0, tokens, step):

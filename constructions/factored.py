@@ -62,8 +62,13 @@ def factor(matrix: torch.Tensor, like: torch.Tensor, *, rows: bool = True, cols:
 
 
 def take(stream: torch.Tensor, index: Index) -> torch.Tensor:
-    """``stream[..., index]``: a view for a slice, a gather for an index tensor."""
-    return stream[..., index] if isinstance(index, slice) else stream.index_select(-1, index)
+    """``stream[..., index]``: a view for a slice, a gather for an index tensor (of whole coordinates when the stream
+    is stored coordinate by coordinate, as the forward pass stores it)."""
+    if isinstance(index, slice):
+        return stream[..., index]
+    if stream.ndim >= 2 and stream.stride(-1) != 1:
+        return stream.transpose(-1, -2).index_select(-2, index).transpose(-1, -2)
+    return stream.index_select(-1, index)
 
 
 def add_into(stream: torch.Tensor, index: Index, values: torch.Tensor) -> None:

@@ -129,9 +129,17 @@ class MLP:
         return torch.relu(take(stream, read.rows) @ read.block)
 
     def updates(self, stream: torch.Tensor, chunk: int | None = None) -> list[tuple[Index, torch.Tensor]]:
-        """The coordinates $W_{out}$ writes and the values added there (``chunk`` is for attention; unused)."""
-        write = factor(self.w_out, stream, rows=False)
-        return [(write.cols, self.hidden(stream) @ write.block)]
+        """The coordinates $W_{out}$ writes and the values added there (``chunk`` is for attention; unused).
+
+        An MLP acts on each token alone, so when every token holds the same values in the coordinates it reads (it
+        reads only broadcast blocks), it is computed on the first token and the result written to all.
+        """
+        read, write = factor(self.w_in, stream, cols=False), factor(self.w_out, stream, rows=False)
+        inputs = take(stream, read.rows)
+        tokens = stream.shape[1]
+        if tokens > 1 and torch.equal(inputs, inputs[:, :1].expand_as(inputs)):
+            return [(write.cols, (torch.relu(inputs[:, :1] @ read.block) @ write.block).expand(-1, tokens, -1))]
+        return [(write.cols, torch.relu(inputs @ read.block) @ write.block)]
 
     def dense_output(self, stream: torch.Tensor) -> torch.Tensor:
         """The output with the full matrices (the reference for :meth:`updates`)."""

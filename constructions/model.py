@@ -190,11 +190,15 @@ class Transformer:
         keep = None if names is True or names is False else {self._position(name) for name in names}
         streams: list[torch.Tensor | None] = [stream]
         last = len(self.layers)
+        # the pass works on a copy stored coordinate by coordinate (each coordinate's N values contiguous): a
+        # sublayer reads and writes a few named subspaces, and so touches only their memory, not every token's row
+        work = stream if dense else stream.transpose(1, 2).contiguous().transpose(1, 2)
         for position, layer in enumerate(self.layers, start=1):
-            stream = _apply(layer, stream, dense, query_chunk)
+            # without a trace, the working copy is this pass's own and is updated in place
+            work = _apply(layer, work, dense, query_chunk, in_place=trace is False and not dense)
             if trace is not False:
-                streams.append(stream if keep is None or position in keep or position == last else None)
-        return stream if trace is False else Trace([INPUT, *self.names], streams)
+                streams.append(work if keep is None or position in keep or position == last else None)
+        return work if trace is False else Trace([INPUT, *self.names], streams)
 
     __call__ = forward
 
@@ -242,12 +246,14 @@ class Transformer:
         return "\n".join([head] + [f"[{name}] {layer.describe()}" for name, layer in zip(self.names, self.layers)])
 
 
-def _apply(layer: Sublayer, stream: torch.Tensor, dense: bool, chunk: int | None) -> torch.Tensor:
-    """The stream after ``layer``: ``stream + output``, written only where the sublayer writes."""
+def _apply(layer: Sublayer, stream: torch.Tensor, dense: bool, chunk: int | None, in_place: bool) -> torch.Tensor:
+    """The stream after ``layer``: ``stream + output``, written only where the sublayer writes (into ``stream``
+    itself when ``in_place``: every update is computed before the first is written)."""
     if dense:
         return stream + layer.dense_output(stream)
-    out = stream.clone()
-    for cols, values in layer.updates(stream, chunk):
+    updates = layer.updates(stream, chunk)
+    out = stream if in_place else stream.clone()
+    for cols, values in updates:
         add_into(out, cols, values)
     return out
 

@@ -71,7 +71,7 @@ def test_a_plugin_file_works_through_every_command(tmp_path, capsys):
     assert r"\texttt{mean\_exact}" in capsys.readouterr().out
     assert main([*options, "docs", "--family", "mean", "gd", "--out", str(tmp_path / "docs")]) == 0
     assert {p.name for p in (tmp_path / "docs").glob("*.md")} == {"tutorial_mean.md", "tutorial_gd.md"}
-    assert main([*options, "benchmark", "--family", "mean", "--batches", "1", "--repeats", "1", "--tokens", "8"]) == 0
+    assert main([*options, "benchmark", "--family", "mean", "--batch", "1", "--repeats", "1", "--tokens", "8"]) == 0
     assert "mean (d=8)" in capsys.readouterr().out
 
 
@@ -188,7 +188,7 @@ def test_a_sweep_started_from_a_plugin_file_resumes_from_its_module_name(tmp_pat
     [
         (["report", "--only", "bogus"], "tfconstruct report: error: unknown report section(s) ['bogus']"),
         (["benchmark", "--repeats", "0"], "tfconstruct benchmark: error: --repeats must be integers >= 1, got 0"),
-        (["benchmark", "--batches", "2", "-1"], "--batches must be integers >= 1, got [2, -1]"),
+        (["benchmark", "--tokens", "2", "-1"], "--tokens must be integers >= 1, got [2, -1]"),
         (["docs", "--family", "bogus"], "argument --family: invalid choice: 'bogus'"),
     ],
 )

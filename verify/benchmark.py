@@ -1,12 +1,17 @@
-r"""``tfconstruct benchmark``: forward-pass speed and memory of every family's benchmark case, as ratios.
+r"""``tfconstruct benchmark``: forward-pass speed of every family's benchmark case, as ratios measured in one run.
 
-For each registered family (:class:`~tfconstruct.verify.family.BenchmarkCase`) and batch size: seconds per forward
-pass (median of ``repeats``), instances per second, and two ratios measured in the same run, so they mean the same
-on any machine:
+For each registered family (:class:`~tfconstruct.verify.family.BenchmarkCase`), number of tokens $N$ and device:
 
-* ``x numpy``: the forward pass's time over the numpy reference's on the same instances;
-* ``x matmul``: the forward pass's time over one $1024 \times 1024$ float64 matrix product's (on that device),
-  i.e. its cost in units of the machine's own matmul rate.
+* ``factored`` and ``dense``: seconds per instance of the forward pass as it runs (heads in their factors, scores
+  in query chunks; the median of ``repeats`` passes over ``batch`` instances, fewer when $N$ is large:
+  :data:`BATCH_TOKENS`) and of the full-matrix reference path
+  (``dense=True``, one pass over one instance; skipped above ``dense_max_tokens``, whose unchunked $N \times N$
+  scores and $N D^2$ products would take minutes and gigabytes);
+* ``numpy``: seconds per instance of the family's numpy reference on the same instances, and ``x numpy`` =
+  factored / numpy;
+* ``GFLOP/s``: the matrix-product FLOPs the factored pass performs (counted by torch's ``FlopCounterMode``) per
+  second, and ``of matmul``: that rate over the machine's own float64 rate, a $1024 \times 1024$ product timed in
+  the same run on the same device.
 
 On CUDA (when present) also the peak memory and the largest difference to the CPU output. Speed is measured here,
 never in tests.
@@ -16,13 +21,15 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from .family import Family
 
 MATMUL_SIZE = 1024
+BATCH_TOKENS = 16_000  # at most this many tokens per timed pass: the batch shrinks as N grows (one instance at 10^4)
 
 
 def median_seconds(run: Callable[[], object], repeats: int, device: str = "cpu") -> float:
@@ -39,59 +46,82 @@ def median_seconds(run: Callable[[], object], repeats: int, device: str = "cpu")
     return statistics.median(times)
 
 
-def matmul_seconds(device: str, repeats: int) -> float:
-    """The time of one ``MATMUL_SIZE`` square float64 matrix product on ``device`` (the unit of ``x matmul``)."""
+def matmul_rate(device: str, repeats: int) -> float:
+    """FLOP/s of one ``MATMUL_SIZE`` square float64 matrix product on ``device`` (the machine's own rate)."""
     a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, dtype=torch.float64, device=device)
     a @ a  # warm-up
-    return median_seconds(lambda: a @ a, repeats, device)
+    return 2 * MATMUL_SIZE**3 / median_seconds(lambda: a @ a, repeats, device)
 
 
-def run_benchmark(families: Sequence[Family], batches: Sequence[int], repeats: int, tokens: int) -> list[dict]:
-    """Print one row per (family, batch, device) and return the rows."""
+def counted_flops(run: Callable[[], object]) -> int:
+    """The FLOPs of the matrix products ``run()`` performs."""
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops()
+
+
+def run_benchmark(
+    families: Sequence[Family],
+    tokens: Sequence[int],
+    batch: int,
+    repeats: int,
+    *,
+    dense_max_tokens: int = 1000,
+) -> list[dict[str, Any]]:
+    """Print one row per (family, tokens, device) and return the rows."""
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    unit = {device: matmul_seconds(device, repeats) for device in devices}
+    rate = {device: matmul_rate(device, repeats) for device in devices}
     print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, devices {devices}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch} (at most {BATCH_TOKENS} tokens), "
+        f"devices {devices}"
         + (f" ({torch.cuda.get_device_name()})" if "cuda" in devices else "")
-        + ", "
-        + ", ".join(f"{MATMUL_SIZE}^2 float64 matmul on {d}: {unit[d] * 1e3:.2f} ms" for d in devices)
+        + "; float64 matmul "
+        + ", ".join(f"{d}: {rate[d] / 1e9:.1f} GFLOP/s" for d in devices)
     )
     print(
-        f"{'case':34} {'sublayers':>9} {'heads':>5} {'D':>5} {'N':>5} {'batch':>5} {'device':>6} {'s/forward':>10} "
-        f"{'inst/s':>9} {'x numpy':>8} {'x matmul':>9} {'peak MiB':>9} {'|cuda-cpu|':>10}"
+        f"{'case':38} {'N':>6} {'D':>5} {'layers':>6} {'device':>6} {'factored':>9} {'dense':>9} "
+        f"{'numpy':>9} {'x numpy':>8} {'GFLOP/s':>8} {'of matmul':>9} {'peak MiB':>9} {'|cuda-cpu|':>10}"
+        "   (seconds per instance)"
     )
     rows = []
     for family in families:
-        case = family.benchmark(tokens)
-        for batch in batches:
-            stream = case.stream(batch)
-            numpy_seconds = median_seconds(lambda: case.reference(batch), repeats)
+        for n in tokens:
+            case = family.benchmark(n)
+            batch_n = max(1, min(batch, BATCH_TOKENS // n))
+            stream = case.stream(batch_n)
+            numpy_seconds = median_seconds(lambda: case.reference(batch_n), repeats)
             reference = None
             for device in devices:
                 case.model.to(device)
                 moved = stream.to(device)
                 if device == "cuda":
                     torch.cuda.reset_peak_memory_stats()
-                    case.model(moved)  # warm-up (kernel selection)
+                out = case.model(moved)  # warm-up (factor caches, kernel selection)
                 seconds = median_seconds(lambda: case.model(moved), repeats, device)
-                out = case.model(moved)
+                single = moved[:1]
+                dense = (
+                    median_seconds(lambda: case.model(single, dense=True), 1, device)
+                    if n <= dense_max_tokens
+                    else float("nan")
+                )
+                flops = counted_flops(lambda: case.model(moved))
                 peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else float("nan")
                 if device == "cpu":
                     reference, gap = out, float("nan")
                 else:
                     gap = float((out.cpu() - reference).abs().max() / reference.abs().max())
                 row = {
-                    "family": family.name, "case": case.name, "sublayers": len(case.model),
-                    "heads": case.model.max_heads, "D": case.model.layout.dim, "N": stream.shape[1], "batch": batch,
-                    "device": device, "seconds": seconds, "per_second": batch / seconds,
-                    "x_numpy": seconds / numpy_seconds, "x_matmul": seconds / unit[device], "peak_mib": peak,
-                    "cuda_gap": gap,
+                    "family": family.name, "case": case.name, "N": n, "D": case.model.layout.dim,
+                    "sublayers": len(case.model), "batch": batch_n, "device": device, "seconds": seconds / batch_n,
+                    "dense_seconds": dense, "numpy_seconds": numpy_seconds / batch_n,
+                    "x_numpy": seconds / numpy_seconds, "gflops": flops / seconds / 1e9,
+                    "of_matmul": flops / seconds / rate[device], "peak_mib": peak, "cuda_gap": gap,
                 }  # fmt: skip
                 rows.append(row)
                 print(
-                    f"{case.name:34} {row['sublayers']:>9} {row['heads']:>5} {row['D']:>5} {row['N']:>5} {batch:>5} "
-                    f"{device:>6} {seconds:>10.4f} {row['per_second']:>9.1f} {row['x_numpy']:>8.3g} "
-                    f"{row['x_matmul']:>9.3g} {peak:>9.1f} {gap:>10.2e}"
+                    f"{case.name:38} {n:>6} {row['D']:>5} {row['sublayers']:>6} {device:>6} {row['seconds']:>9.2e} "
+                    f"{dense:>9.2e} {row['numpy_seconds']:>9.2e} {row['x_numpy']:>8.3g} {row['gflops']:>8.2f} "
+                    f"{row['of_matmul']:>9.1%} {peak:>9.1f} {gap:>10.2e}"
                 )
             case.model.to("cpu")
     return rows

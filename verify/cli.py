@@ -47,12 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bounds":
         return _print_bounds(families, args.name, args.latex)
     if args.command == "benchmark":
-        for flag in ("batches", "repeats", "tokens"):
+        for flag in ("tokens", "batch", "repeats"):
             values = getattr(args, flag)
             if min(values if isinstance(values, list) else [values]) < 1:
                 command.error(f"--{flag} must be integers >= 1, got {values}")
         chosen = [family for family in families if not args.family or family.name in args.family]
-        run_benchmark(chosen, args.batches, args.repeats, args.tokens)
+        run_benchmark(chosen, args.tokens, args.batch, args.repeats, dense_max_tokens=args.dense_max_tokens)
         return 0
     try:
         select_sections(families, args.only)
@@ -116,9 +116,18 @@ def build_parser(
     sweep = commands.add_parser("sweep", help="run a resumable sweep (tidy CSV/JSON, plots, fitted rates)")
     study_parsers = add_sweep_arguments(sweep, studies)
     benchmark = commands.add_parser("benchmark", help="time every family's forward pass (ratios to numpy, matmul)")
-    benchmark.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64], help="batch sizes")
+    benchmark.add_argument(
+        "--tokens",
+        type=int,
+        nargs="+",
+        default=[100, 1000, 10000],
+        help="tokens N per instance (default 100 1000 10000)",
+    )
+    benchmark.add_argument("--batch", type=int, default=16, help="instances per forward pass (default 16)")
     benchmark.add_argument("--repeats", type=int, default=3, help="timed repeats (the median is reported)")
-    benchmark.add_argument("--tokens", type=int, default=256, help="tokens per instance")
+    benchmark.add_argument(
+        "--dense-max-tokens", type=int, default=1000, help="time the dense reference path up to this N (default 1000)"
+    )
     benchmark.add_argument("--family", nargs="+", choices=names, help="only these families")
     return parser, commands, study_parsers
 

@@ -6,7 +6,7 @@ Run it through every command without changing the package::
     tfconstruct --plugin docs/examples/mean_family.py sweep mean --out mean_sweep
     tfconstruct --plugin docs/examples/mean_family.py bounds --name mean_exact
     tfconstruct --plugin docs/examples/mean_family.py docs --family mean --out mean_docs
-    tfconstruct --plugin docs/examples/mean_family.py benchmark --family mean --batches 1
+    tfconstruct --plugin docs/examples/mean_family.py benchmark --family mean --tokens 100 1000
 
 The construction: tokens hold $x_i \in \mathbb R^d$ in ``x`` and 1 in ``one``; one linear head with score
 $\langle \mathrm{one}_i, \mathrm{one}_j\rangle = 1$ and value $x_j \to$ ``mean`` adds $\frac1n\sum_j x_j$ to every token.

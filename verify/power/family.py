@@ -16,16 +16,19 @@ DIM, COMPONENTS, STEPS = 16, 2, 20
 
 
 def benchmark(tokens: int) -> BenchmarkCase:
-    """Top-2 PCA of $n$ = ``tokens`` points in $d = 16$ (20 steps and one Newton step per component)."""
+    """Top-2 PCA of $n$ = ``tokens`` points in $d = 16$ (20 steps and one Newton step per component), linear heads."""
     X = np.random.default_rng(0).standard_normal((1, tokens, DIM)) * np.linspace(2.0, 0.5, DIM)
-    construction = PowerIteration.for_data(X, components=COMPONENTS, iterations=STEPS, width=32, newton_steps=1)
+    construction = PowerIteration.for_data(
+        X, components=COMPONENTS, iterations=STEPS, width=32, newton_steps=1, attention="linear"
+    )
     seeds = default_seeds(DIM, COMPONENTS)
-    sigma = reference.second_moment(X[0])
     return BenchmarkCase(
-        f"power (d={DIM}, k={COMPONENTS}, T={STEPS})",
+        f"power, linear (d={DIM}, k={COMPONENTS}, T={STEPS})",
         construction.model,
         lambda batch: construction.embed(torch.as_tensor(np.repeat(X, batch, axis=0))),
-        lambda batch: [reference.deflated_power_method(sigma, seeds, STEPS, newton=1) for _ in range(batch)],
+        lambda batch: [
+            reference.deflated_power_method(reference.second_moment(X[0]), seeds, STEPS, newton=1) for _ in range(batch)
+        ],
     )
 
 
