@@ -20,7 +20,10 @@ def test_quick_report_runs_every_section_and_passes(tmp_path):
     payload = json.loads((tmp_path / "report.json").read_text())
     for family in FAMILIES:
         assert f"## {family.title}" in markdown
-    assert list(payload["sections"]) == [*names, "theory", "tutorials"]
+    assert list(payload["sections"]) == [*names, "theory", "float32", "tutorials"]
+    precision = payload["sections"]["float32"]["data"]["rows"]
+    assert [row["family"] for row in precision] == names
+    assert all(0 < row["deviation"] <= row["floor"] for row in precision)  # float32 is measurably not float64
     checks = [c for section in payload["sections"].values() for c in section["checks"]]
     assert len(checks) >= 30 and all(c["passed"] for c in checks)
     figures = list((tmp_path / "figures").glob("*.png"))
@@ -35,5 +38,6 @@ def test_only_selects_sections_and_names_the_unknown_ones():
     keys = [key for key, _, _ in select_sections(FAMILIES, ["theory", "power"])]
     assert keys == ["power", "theory", "tutorials"]
     assert [key for key, _, _ in select_sections(FAMILIES, ["theory"])] == ["theory"]
+    assert [key for key, _, _ in select_sections(FAMILIES, ["gd", "float32"])] == ["gd", "float32", "tutorials"]
     with pytest.raises(ValueError, match=r"unknown report section\(s\) \['pca'\]; available: \['power', 'em'"):
         select_sections(FAMILIES, ["pca"])

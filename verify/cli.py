@@ -105,7 +105,10 @@ def build_parser(
     report.add_argument("--device", default="cpu", help="torch device for the constructions (cpu or cuda)")
     report.add_argument("--seed", type=int, default=0)
     report.add_argument(
-        "--only", nargs="+", metavar="SECTION", help=f"run only these sections ({', '.join([*names, 'theory'])})"
+        "--only",
+        nargs="+",
+        metavar="SECTION",
+        help=f"run only these sections ({', '.join([*names, 'theory', 'float32'])})",
     )
     bounds = commands.add_parser("bounds", help="print every registered error bound (plain text or LaTeX)")
     bounds.add_argument("--latex", action="store_true", help="print a LaTeX fragment instead of plain text")

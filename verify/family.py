@@ -40,7 +40,7 @@ from .results import ReportContext, SectionResult
 from .study import SweepCommand
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-RESERVED_NAMES = ("theory", "tutorials", "approximation")  # report sections and a sweep study of the core
+RESERVED_NAMES = ("theory", "float32", "tutorials", "approximation")  # report sections and a sweep study of the core
 
 
 @dataclass(frozen=True)
