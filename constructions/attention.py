@@ -43,7 +43,7 @@ from typing import Callable, Literal
 
 import torch
 
-from .factored import Index, add_into, factor, take
+from .factored import Index, add_into, factor, same_in_every_token, take
 from .residual import ResidualLayout
 from .weights import Bilinear, LinearMap
 
@@ -98,21 +98,22 @@ class AttentionHead:
         r"""The head's output with the full $D \times D$ matrices (the reference for :meth:`update`)."""
         return self.pattern(stream) @ (stream @ self.ov.matrix.to(stream))
 
-    def update(self, stream: torch.Tensor, chunk: int | None = None) -> Update:
+    def update(self, stream: torch.Tensor, chunk: int | None = None, known: torch.Tensor | None = None) -> Update:
         r"""The head's output in its factors: the coordinates $W_{OV}$ writes and the values added there.
 
         With $W_{QK} = P_R^\top B\,P_C$ and $W_{OV} = P_{R'}^\top B' P_{C'}$ the output is
         $\mathrm{weights}(H_R B H_C^\top)\,H_{R'} B'$, and the products are ordered to be cheapest: when every
         token's query $H_R$ is the same row (it reads only broadcast blocks) one row of weights is computed and
         $B'$ applied after the weighted sum, $O(N(|C| + |R'|))$; otherwise the smaller side of each block is kept.
-        ``chunk``: queries per block of scores (default: automatic, see :func:`query_chunk`).
+        ``chunk``: queries per block of scores (default: automatic, see :func:`query_chunk`); ``known``: the
+        coordinates known to be the same in every token (tracked by the forward pass; otherwise they are compared).
         """
         qk, ov = factor(self.qk.matrix, stream), factor(self.ov.matrix, stream)
         batch, tokens = stream.shape[:2]
         if ov.empty:
             return ov.cols, stream.new_zeros(batch, tokens, ov.block.shape[1])  # an empty score form still attends
         queries = take(stream, qk.rows)
-        shared = tokens > 1 and torch.equal(queries, queries[:, :1].expand_as(queries))
+        shared = same_in_every_token(queries, qk.rows, known)
         if shared:  # one query row: the score block goes on its side
             queries, keys = queries[:, :1] @ qk.block, take(stream, qk.cols)
         elif qk.block.shape[0] <= qk.block.shape[1]:
@@ -219,10 +220,12 @@ class MultiHeadAttention:
     def layout(self) -> ResidualLayout:
         return self.heads[0].layout
 
-    def updates(self, stream: torch.Tensor, chunk: int | None = None) -> list[Update]:
+    def updates(
+        self, stream: torch.Tensor, chunk: int | None = None, known: torch.Tensor | None = None
+    ) -> list[Update]:
         """Each head's :meth:`AttentionHead.update` (divided by the number of heads when averaged)."""
         scale = 1.0 / len(self.heads) if self.combine == "average" else None
-        found = [head.update(stream, chunk) for head in self.heads]
+        found = [head.update(stream, chunk, known) for head in self.heads]
         return found if scale is None else [(cols, values * scale) for cols, values in found]
 
     def dense_output(self, stream: torch.Tensor) -> torch.Tensor:

@@ -88,3 +88,19 @@ def _index(positions: torch.Tensor) -> Index:
 
 def _to(index: Index, device: torch.device) -> Index:
     return index if isinstance(index, slice) else index.to(device)
+
+
+def same_in_every_token(read: torch.Tensor, index: Index, known: torch.Tensor | None) -> bool:
+    """Whether ``read`` (the coordinates ``index`` of a stream, shape ``(batch, tokens, k)``) holds one row repeated
+    in every token: true without looking when every coordinate is ``known`` to (a forward pass tracks this), else
+    by comparing every token with the first."""
+    if read.shape[1] < 2:
+        return False
+    if known is not None and bool(known[index].all()):
+        return True
+    return torch.equal(read, read[:, :1].expand_as(read))
+
+
+def shared(values: torch.Tensor) -> bool:
+    """Whether an update is one row written to every token (an expanded view, stride 0 along the tokens)."""
+    return values.shape[1] > 1 and values.stride(1) == 0

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .factored import Index, factor, take
+from .factored import Index, factor, same_in_every_token, take
 from .residual import DEFAULT_DTYPE, ResidualLayout
 from .weights import Coefficient
 
@@ -128,8 +128,11 @@ class MLP:
         read = factor(self.w_in, stream, cols=False)
         return torch.relu(take(stream, read.rows) @ read.block)
 
-    def updates(self, stream: torch.Tensor, chunk: int | None = None) -> list[tuple[Index, torch.Tensor]]:
-        """The coordinates $W_{out}$ writes and the values added there (``chunk`` is for attention; unused).
+    def updates(
+        self, stream: torch.Tensor, chunk: int | None = None, known: torch.Tensor | None = None
+    ) -> list[tuple[Index, torch.Tensor]]:
+        """The coordinates $W_{out}$ writes and the values added there (``chunk`` is for attention; unused;
+        ``known``: the coordinates known to be the same in every token).
 
         An MLP acts on each token alone, so when every token holds the same values in the coordinates it reads (it
         reads only broadcast blocks), it is computed on the first token and the result written to all.
@@ -137,7 +140,7 @@ class MLP:
         read, write = factor(self.w_in, stream, cols=False), factor(self.w_out, stream, rows=False)
         inputs = take(stream, read.rows)
         tokens = stream.shape[1]
-        if tokens > 1 and torch.equal(inputs, inputs[:, :1].expand_as(inputs)):
+        if same_in_every_token(inputs, read.rows, known):
             return [(write.cols, (torch.relu(inputs[:, :1] @ read.block) @ write.block).expand(-1, tokens, -1))]
         return [(write.cols, torch.relu(inputs @ read.block) @ write.block)]
 

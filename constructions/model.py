@@ -23,7 +23,7 @@ from typing import Iterable, Union
 import torch
 
 from .attention import MultiHeadAttention
-from .factored import add_into
+from .factored import add_into, shared
 from .mlp import MLP
 from .residual import DEFAULT_DTYPE, ResidualLayout
 
@@ -193,9 +193,11 @@ class Transformer:
         # the pass works on a copy stored coordinate by coordinate (each coordinate's N values contiguous): a
         # sublayer reads and writes a few named subspaces, and so touches only their memory, not every token's row
         work = stream if dense else stream.transpose(1, 2).contiguous().transpose(1, 2)
+        # the coordinates that hold the same value in every token: a sublayer reading only those computes one row
+        known = None if dense else (work == work[:, :1]).all(dim=1).all(dim=0)
         for position, layer in enumerate(self.layers, start=1):
             # without a trace, the working copy is this pass's own and is updated in place
-            work = _apply(layer, work, dense, query_chunk, in_place=trace is False and not dense)
+            work = _apply(layer, work, dense, query_chunk, known, in_place=trace is False and not dense)
             if trace is not False:
                 streams.append(work if keep is None or position in keep or position == last else None)
         return work if trace is False else Trace([INPUT, *self.names], streams)
@@ -246,15 +248,27 @@ class Transformer:
         return "\n".join([head] + [f"[{name}] {layer.describe()}" for name, layer in zip(self.names, self.layers)])
 
 
-def _apply(layer: Sublayer, stream: torch.Tensor, dense: bool, chunk: int | None, in_place: bool) -> torch.Tensor:
+def _apply(
+    layer: Sublayer,
+    stream: torch.Tensor,
+    dense: bool,
+    chunk: int | None,
+    known: torch.Tensor | None,
+    *,
+    in_place: bool,
+) -> torch.Tensor:
     """The stream after ``layer``: ``stream + output``, written only where the sublayer writes (into ``stream``
-    itself when ``in_place``: every update is computed before the first is written)."""
+    itself when ``in_place``: every update is computed before the first is written). ``known`` (the coordinates
+    that are the same in every token) is updated: a coordinate stays so only if every update to it is one row
+    written to all tokens (the same sum in every token)."""
     if dense:
         return stream + layer.dense_output(stream)
-    updates = layer.updates(stream, chunk)
+    updates = layer.updates(stream, chunk, known)
     out = stream if in_place else stream.clone()
     for cols, values in updates:
         add_into(out, cols, values)
+        if known is not None and not shared(values):
+            known[cols] = False
     return out
 
 

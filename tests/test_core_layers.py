@@ -277,3 +277,14 @@ def test_ten_thousand_tokens_run_in_query_chunks_and_match_rows_computed_directl
         weights = np.exp(h[i] @ h.T - (h[i] @ h.T).max())
         np.testing.assert_allclose(values[0, i].numpy(), weights @ h / weights.sum(), rtol=1e-12, atol=1e-14)
     assert cols == LAYOUT["u"].slice
+
+
+def test_a_broadcast_block_overwritten_per_token_is_no_longer_treated_as_shared():
+    """v starts the same in every token; an MLP adds x (different per token) to it; a head then queries v. The
+    forward pass must see that v now differs between tokens (and give the dense answer)."""
+    stream = random_stream(tokens=9)
+    spread = MLPBuilder(LAYOUT).group({"x": 1.0}, {"v": 1.0}).group({"x": -1.0}, {"v": -1.0}).build()
+    model = Transformer(LAYOUT, [spread, MultiHeadAttention([head("relu")])], ["spread", "attend"])
+    ours, dense = model(stream), model(stream, dense=True)
+    assert not torch.equal(LAYOUT.read(dense, "u")[:, 0], LAYOUT.read(dense, "u")[:, 1])  # the answer differs per token
+    torch.testing.assert_close(ours, dense, rtol=1e-14, atol=1e-14)

@@ -32,6 +32,7 @@ from .family import BenchmarkCase, Family
 from .study import Study
 
 EXPORT_TOLERANCE = 1e-12  # relative to the largest entry of the sublayer's output (export, factored vs dense)
+WHOLE_MODEL_TOLERANCE = 1e-9  # the same for a whole model, whose round-off differences propagate through its depth
 
 
 class FamilyCheckFailed(AssertionError):
@@ -92,15 +93,17 @@ def _tutorial(factory: Callable[[], TutorialExample]) -> None:
 
 
 def _factored_equals_dense(model: Transformer, trace: Trace) -> None:
-    """Each sublayer's factored output (the forward pass) against its full-matrix output, on the dense trace."""
+    """Each sublayer's factored output against its full-matrix output on the dense trace, and the whole forward
+    pass (which also skips work for rows it knows are the same in every token) against the dense one."""
     for index, (name, layer) in enumerate(zip(model.names, model.layers)):
         before = trace.streams[index]
         _close(f"sublayer {name!r} in its factors", layer(before), layer.dense_output(before))
+    _close("the forward pass", model(trace.streams[0]), trace.output, WHOLE_MODEL_TOLERANCE)
 
 
-def _close(what: str, ours: torch.Tensor, expected: torch.Tensor) -> None:
+def _close(what: str, ours: torch.Tensor, expected: torch.Tensor, tolerance: float = EXPORT_TOLERANCE) -> None:
     error = float((ours - expected).abs().max())
-    allowed = EXPORT_TOLERANCE * float(expected.abs().max() + 1)
+    allowed = tolerance * float(expected.abs().max() + 1)
     if not error <= allowed:
         raise ValueError(f"{what} differs from the dense computation by {error:.2e} > {allowed:.2e}")
 
