@@ -22,7 +22,7 @@ COMPONENTS = 3
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--steps", type=int, default=400, help="power steps per eigenvector")
     parser.add_argument("--attention", nargs="+", default=["relu", "linear"], choices=["relu", "linear"])
     parser.add_argument("--dense", action="store_true", help="also time the dense reference path")

@@ -53,11 +53,16 @@ CHUNK_ENTRIES = 1 << 22  # scores formed at once per head when the chunk is auto
 Update = tuple[Index, torch.Tensor]  # (coordinates written, values added there), shape (batch, tokens, |coords|)
 
 
+def check_query_chunk(chunk: int | None) -> None:
+    """A ``ValueError`` naming ``query_chunk`` unless it is None or an integer >= 1."""
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
+        raise ValueError(f"query_chunk must be None (automatic) or an integer >= 1, got {chunk!r}")
+
+
 def query_chunk(batch: int, tokens: int, chunk: int | None = None) -> int:
     """Queries per block: ``chunk``, or as many as keep ``batch x chunk x tokens`` within :data:`CHUNK_ENTRIES`."""
     if chunk is not None:
-        if isinstance(chunk, bool) or int(chunk) != chunk or chunk < 1:
-            raise ValueError(f"query_chunk must be an integer >= 1, got {chunk!r}")
+        check_query_chunk(chunk)
         return int(chunk)
     return max(1, min(tokens, CHUNK_ENTRIES // max(1, batch * tokens)))
 

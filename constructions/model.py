@@ -22,7 +22,7 @@ from typing import Iterable, Union
 
 import torch
 
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, check_query_chunk
 from .factored import add_into, shared
 from .mlp import MLP
 from .residual import DEFAULT_DTYPE, ResidualLayout
@@ -186,6 +186,7 @@ class Transformer:
         default); ``dense=True`` uses the full $D \times D$ matrices instead, the reference implementation.
         """
         _check_stream(stream, self.layout)
+        check_query_chunk(query_chunk)
         names = [trace] if isinstance(trace, str) else trace
         keep = None if names is True or names is False else {self._position(name) for name in names}
         streams: list[torch.Tensor | None] = [stream]
@@ -292,7 +293,12 @@ def _summary(names: list[str], shown: int = 8) -> str:
 
 
 def _check_stream(stream: torch.Tensor, layout: ResidualLayout) -> None:
-    if not isinstance(stream, torch.Tensor) or stream.ndim != 3 or stream.shape[-1] != layout.dim:
+    if not isinstance(stream, torch.Tensor):
+        raise TypeError(
+            f"stream must be a torch.Tensor of shape (batch, tokens, {layout.dim}) (a construction's embed(...) "
+            f"makes one), got {type(stream).__name__}"
+        )
+    if stream.ndim != 3 or stream.shape[-1] != layout.dim:
         shape = tuple(stream.shape) if isinstance(stream, torch.Tensor) else type(stream).__name__
         raise ValueError(f"stream must have shape (batch, tokens, {layout.dim}), got {shape}")
     if stream.dtype not in (DEFAULT_DTYPE, torch.float32):

@@ -288,3 +288,14 @@ def test_a_broadcast_block_overwritten_per_token_is_no_longer_treated_as_shared(
     ours, dense = model(stream), model(stream, dense=True)
     assert not torch.equal(LAYOUT.read(dense, "u")[:, 0], LAYOUT.read(dense, "u")[:, 1])  # the answer differs per token
     torch.testing.assert_close(ours, dense, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("chunk", [0, -1, 2.5, True, "a"])
+def test_a_bad_query_chunk_or_a_stream_that_is_not_a_tensor_is_named(chunk):
+    model = Transformer(LAYOUT, [MultiHeadAttention([head("relu")])], ["attend"])
+    stream = random_stream()
+    for dense in (False, True):
+        with pytest.raises(ValueError, match=r"query_chunk must be None \(automatic\) or an integer >= 1"):
+            model(stream, query_chunk=chunk, dense=dense)
+    with pytest.raises(TypeError, match=r"stream must be a torch.Tensor of shape \(batch, tokens, 12\)"):
+        model(stream.numpy())

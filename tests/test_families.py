@@ -187,7 +187,7 @@ def test_a_sweep_started_from_a_plugin_file_resumes_from_its_module_name(tmp_pat
     "args, message",
     [
         (["report", "--only", "bogus"], "tfconstruct report: error: unknown report section(s) ['bogus']"),
-        (["benchmark", "--repeats", "0"], "tfconstruct benchmark: error: --repeats must be integers >= 1, got 0"),
+        (["benchmark", "--repeats", "0"], "tfconstruct benchmark: error: --repeats must be an integer >= 1, got 0"),
         (["benchmark", "--tokens", "2", "-1"], "--tokens must be integers >= 1, got [2, -1]"),
         (["docs", "--family", "bogus"], "argument --family: invalid choice: 'bogus'"),
     ],
@@ -198,3 +198,22 @@ def test_command_line_mistakes_exit_2_with_the_command_and_the_flag_named(args, 
     assert stop.value.code == 2
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
+
+
+def test_a_plugin_file_sweeps_on_a_dask_cluster_whose_workers_cannot_import_it(tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    plugin = tmp_path / "file_only_family.py"
+    shutil.copy(EXAMPLE, plugin)
+    sweep = ["--plugin", str(plugin), "sweep", "mean", "--dim", "2", "--replicates", "2"]
+    assert main([*sweep, "--out", str(tmp_path / "serial")]) == 0
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert main([*sweep, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
+    assert (tmp_path / "dask" / "results.csv").read_text() == (tmp_path / "serial" / "results.csv").read_text()
+
+
+@pytest.mark.parametrize("address", ["not-an-address", "tcp://127.0.0.1", "http://127.0.0.1:8786", "tcp://h:99999"])
+def test_a_malformed_scheduler_address_is_a_usage_error_before_anything_is_written(address, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["sweep", "gd", "--out", str(tmp_path / "out"), "--scheduler", address])
+    assert stop.value.code == 2 and not (tmp_path / "out").exists()
+    assert "--scheduler must be a dask scheduler address tcp://HOST:PORT" in capsys.readouterr().err

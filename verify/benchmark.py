@@ -120,8 +120,14 @@ def run_benchmark(
                 rows.append(row)
                 print(
                     f"{case.name:38} {n:>6} {row['D']:>5} {row['sublayers']:>6} {device:>6} {row['seconds']:>9.2e} "
-                    f"{dense:>9.2e} {row['numpy_seconds']:>9.2e} {row['x_numpy']:>8.3g} {row['gflops']:>8.2f} "
-                    f"{row['of_matmul']:>9.1%} {peak:>9.1f} {gap:>10.2e}"
+                    f"{_shown(dense, '9.2e')} {row['numpy_seconds']:>9.2e} {row['x_numpy']:>8.3g} "
+                    f"{row['gflops']:>8.2f} {row['of_matmul']:>9.1%} {_shown(peak, '9.1f')} {_shown(gap, '10.2e')}"
                 )
             case.model.to("cpu")
     return rows
+
+
+def _shown(value: float, spec: str) -> str:
+    """``value`` formatted to ``spec``, or ``-`` (right-aligned) where it was not measured."""
+    width = int(spec.split(".")[0])
+    return format(value, spec) if value == value else "-".rjust(width)

@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for flag in ("tokens", "batch", "repeats"):
             values = getattr(args, flag)
             if min(values if isinstance(values, list) else [values]) < 1:
-                command.error(f"--{flag} must be integers >= 1, got {values}")
+                kind = "integers" if isinstance(values, list) else "an integer"
+                command.error(f"--{flag} must be {kind} >= 1, got {values}")
         chosen = [family for family in families if not args.family or family.name in args.family]
         run_benchmark(chosen, args.tokens, args.batch, args.repeats, dense_max_tokens=args.dense_max_tokens)
         return 0

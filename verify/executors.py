@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import re
 import sys
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 Task = TypeVar("Task")
@@ -27,6 +29,28 @@ class WorkerDied(RuntimeError):
 
 class SchedulerUnavailable(RuntimeError):
     """``--scheduler`` was given but dask.distributed is missing or the scheduler cannot be reached."""
+
+
+class TaskFailed(RuntimeError):
+    """A task raised on the cluster (the message names the error); the rows of finished tasks are saved."""
+
+
+SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ucx)://[^\s:/]+:(\d{1,5})$")
+
+
+def scheduler_problem(address: str) -> str | None:
+    """Why ``address`` is not a dask scheduler address (``tcp://HOST:PORT``), or None."""
+    match = SCHEDULER_ADDRESS.match(address)
+    if not match or not 1 <= int(match.group(2)) <= 65535:
+        return f"--scheduler must be a dask scheduler address tcp://HOST:PORT (port 1..65535), got {address!r}"
+    return None
+
+
+def run_pickled(payload: bytes, task: Any) -> Any:
+    """Run a function shipped by value (runs on a dask worker, which imports only tfconstruct)."""
+    import cloudpickle
+
+    return cloudpickle.loads(payload)(task)
 
 
 def run_tasks(
@@ -78,16 +102,26 @@ def _on_cluster(
         import cloudpickle
         from distributed import Client, as_completed
     except ImportError:
-        raise SchedulerUnavailable('--scheduler needs dask.distributed: pip install "tfconstruct[scale]"') from None
+        raise SchedulerUnavailable(
+            '--scheduler needs dask.distributed: pip install "tfconstruct[scale]" (from a checkout: pip install -e ".[scale]")'
+        ) from None
+    problem = scheduler_problem(address)
+    if problem:
+        raise ValueError(problem)
     for name in by_value:
         if name in sys.modules:
             cloudpickle.register_pickle_by_value(sys.modules[name])
+    runner = partial(run_pickled, cloudpickle.dumps(function))  # the measure itself travels by value, not by name
     try:
         client = Client(address, timeout=SCHEDULER_TIMEOUT)
-    except (OSError, TimeoutError) as err:
+    except (OSError, TimeoutError, ValueError) as err:
         raise SchedulerUnavailable(f"cannot reach the dask scheduler at {address!r}: {err}") from None
     with client:
-        futures = client.map(function, list(tasks), pure=False)
+        futures = client.map(runner, list(tasks), pure=False)
         owner = {future.key: task for future, task in zip(futures, tasks)}
         for future in as_completed(futures):
-            yield owner[future.key], future.result()
+            try:
+                result = future.result()
+            except Exception as err:  # the task's error, raised on a worker, reported as one line
+                raise TaskFailed(f"a task failed on the cluster: {type(err).__name__}: {err}") from err
+            yield owner[future.key], result

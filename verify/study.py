@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
-from .executors import SchedulerUnavailable, WorkerDied
+from .executors import SchedulerUnavailable, TaskFailed, WorkerDied, scheduler_problem
 from .plots import median_and_band, plot_errors
 from .sweep import Sweep, SweepMismatch, pivot
 
@@ -465,7 +465,7 @@ def add_arguments(parser: argparse.ArgumentParser, commands: Mapping[str, SweepC
         where.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: this one)")
         where.add_argument(
             "--scheduler", metavar="ADDRESS",
-            help='a dask.distributed scheduler to run on, e.g. tcp://10.0.0.5:8786 (pip install "tfconstruct[scale]")',
+            help='a dask.distributed scheduler to run on, tcp://HOST:PORT (needs the extra: pip install -e ".[scale]")',
         )  # fmt: skip
     return studies
 
@@ -483,6 +483,8 @@ def grid_from_args(args: argparse.Namespace, command: SweepCommand) -> tuple[dic
         errors.append(f"--replicates must be an integer >= 1, got {args.replicates}")
     if args.workers < 1:
         errors.append(f"--workers must be an integer >= 1, got {args.workers}")
+    if args.scheduler is not None and scheduler_problem(args.scheduler):
+        errors.append(scheduler_problem(args.scheduler))
     return grid, errors
 
 
@@ -509,8 +511,12 @@ def run(args: argparse.Namespace, parsers: argparse._SubParsersAction, commands:
         )  # fmt: skip
     except (SweepMismatch, StudyError) as error:
         parser.error(str(error))
-    except (WorkerDied, SchedulerUnavailable) as error:
+    except (WorkerDied, SchedulerUnavailable, TaskFailed) as error:
         print(f"{parser.prog}: error: {error}; re-run the same command to resume", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted; the rows measured so far are saved, re-run the same command to resume",
+              file=sys.stderr)  # fmt: skip
+        return 130
     finally:
         torch.set_num_threads(threads)
