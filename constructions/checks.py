@@ -6,6 +6,7 @@ Each check names the parameter and the allowed range in its message.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -14,8 +15,13 @@ ArrayLike = np.ndarray | torch.Tensor
 
 
 def as_batch(name: str, value: ArrayLike, ndim: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``value`` as a finite tensor with ``ndim`` dims, a leading batch dim added if it has ``ndim - 1``."""
-    tensor = torch.as_tensor(value, dtype=dtype)
+    """``value`` as a finite tensor with ``ndim`` dims, a leading batch dim added if it has ``ndim - 1``.
+
+    Raises:
+        ValueError: naming ``name``, for values that are not real numbers (complex, bool, strings, objects, ragged
+            lists), the wrong number of dimensions, or a NaN or inf entry.
+    """
+    tensor = torch.as_tensor(real_array(name, value), dtype=dtype)
     if tensor.ndim == ndim - 1:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != ndim:
@@ -27,9 +33,26 @@ def as_batch(name: str, value: ArrayLike, ndim: int, dtype: torch.dtype = torch.
     return tensor
 
 
+def real_array(name: str, value: ArrayLike) -> ArrayLike:
+    """``value`` itself if it holds real numbers (float or integer entries), else a ``ValueError`` naming ``name``."""
+    if isinstance(value, torch.Tensor):
+        kind = "complex" if value.is_complex() else "bool" if value.dtype == torch.bool else None
+    else:
+        try:
+            array = np.asarray(value)
+        except ValueError as err:  # a ragged nested list
+            raise ValueError(f"{name} must be an array of real numbers, got a ragged sequence ({err})") from None
+        kind = None if array.dtype.kind in "fiu" else str(array.dtype)
+        value = array
+    if kind is not None:
+        raise ValueError(f"{name} must hold real numbers (float or integer), got {kind} entries")
+    return value
+
+
 def integer_in(name: str, value: int, low: int, high: float = math.inf) -> int:
-    """``value`` as an int in ``[low, high]``."""
-    if isinstance(value, bool) or int(value) != value or not (low <= value <= high):
+    """``value`` as an int in ``[low, high]`` (an integral float such as 2.0 is accepted)."""
+    integral = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
+    if isinstance(value, bool) or not integral or not (low <= value <= high):
         upper = "" if high == math.inf else f" and <= {int(high)}"
         raise ValueError(f"{name} must be an integer >= {low}{upper}, got {value!r}")
     return int(value)
@@ -37,7 +60,11 @@ def integer_in(name: str, value: int, low: int, high: float = math.inf) -> int:
 
 def positive(name: str, value: float, high: float = math.inf) -> float:
     """``value`` as a finite float in ``(0, high]``."""
-    if not (math.isfinite(value) and 0 < value <= high):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not (math.isfinite(value) and 0 < value <= high)
+    ):
         upper = "" if high == math.inf else f" and <= {high:g}"
         raise ValueError(f"{name} must be finite and > 0{upper}, got {value!r}")
     return float(value)

@@ -303,3 +303,9 @@ def _check_stream(stream: torch.Tensor, layout: ResidualLayout) -> None:
         raise ValueError(f"stream must have shape (batch, tokens, {layout.dim}), got {shape}")
     if stream.dtype not in (DEFAULT_DTYPE, torch.float32):
         raise ValueError(f"stream dtype must be float64 or float32, got {stream.dtype}")
+    if not bool(torch.isfinite(stream).all()):
+        bad = torch.nonzero(~torch.isfinite(stream))[0].tolist()
+        raise ValueError(
+            f"stream contains non-finite values (NaN or inf), first at (batch, token, coordinate) = {tuple(bad)} "
+            f"({layout.labels()[bad[2]]})"
+        )

@@ -95,6 +95,11 @@ class PiecewiseLinear:
         """
         if anchor not in ("left", "right"):
             raise ValueError(f"anchor must be 'left' or 'right', got {anchor!r}")
+        if builder.layout.size(src) != builder.layout.size(dst):
+            raise ValueError(
+                f"the interpolant acts elementwise: source {src!r} (size {builder.layout.size(src)}) and destination "
+                f"{dst!r} (size {builder.layout.size(dst)}) must have the same size"
+            )
         sign = 1.0 if anchor == "left" else -1.0
         for t, w in zip(self.knots, self.hinge_weights):
             builder.group({src: sign}, {dst: scale * w}, bias=-sign * t, label=f"hinge {src}@{t:.3g}")

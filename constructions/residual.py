@@ -107,12 +107,25 @@ class ResidualLayout:
     ) -> torch.Tensor:
         """Build a residual stream of zeros and write the given blocks.
 
-        Each value broadcasts to ``(batch, tokens, size)``; blocks not named are zero.
+        Each value broadcasts to ``(batch, tokens, size)`` over the batch and token dimensions; its last dimension
+        must be the subspace's size, except for a scalar (a number, or a tensor of shape ``()``), which fills the
+        block. Blocks not named are zero.
+
+        Raises:
+            ValueError: naming the subspace, for a value whose last dimension is not the block's size (a silent
+                broadcast of one number across a block would be a wrong stream) or that is not finite.
         """
         stream = torch.zeros(batch, tokens, self.dim, dtype=dtype, device=device)
         for name, value in values.items():
             block = self[name]
             value = torch.as_tensor(value, dtype=dtype, device=stream.device)
+            if value.ndim and value.shape[-1] != block.size:
+                raise ValueError(
+                    f"value for subspace {name!r} has shape {tuple(value.shape)}: its last dimension must be the "
+                    f"subspace's size {block.size} (or pass a scalar to fill the block)"
+                )
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"value for subspace {name!r} contains non-finite entries (NaN or inf)")
             try:
                 stream[..., block.slice] = value.expand(batch, tokens, block.size)
             except RuntimeError as err:

@@ -34,8 +34,16 @@ def test_embed_writes_named_blocks_and_checks_shapes(layout):
     assert torch.equal(layout.read(stream, "x"), x)
     assert torch.all(layout.read(stream, "one") == 1.0)
     assert torch.all(layout.read(stream, "mu") == 0.0)
-    with pytest.raises(ValueError, match="subspace 'x'.*broadcast"):
+    with pytest.raises(
+        ValueError, match="subspace 'x' has shape \\(5,\\): its last dimension must be the subspace's size 3"
+    ):
         layout.embed(2, 4, {"x": torch.ones(5)})
+    with pytest.raises(ValueError, match="subspace 'x' has shape \\(2, 4, 1\\)"):  # no silent spread of one number
+        layout.embed(2, 4, {"x": torch.ones(2, 4, 1)})
+    with pytest.raises(ValueError, match="subspace 'x' has shape \\(3, 4, 3\\).*broadcast"):
+        layout.embed(2, 4, {"x": torch.ones(3, 4, 3)})
+    with pytest.raises(ValueError, match="subspace 'x' contains non-finite"):
+        layout.embed(2, 4, {"x": torch.full((3,), float("nan"))})
 
 
 def test_bilinear_score_matches_explicit_formula(layout):
