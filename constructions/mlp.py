@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .domains import InputDomain
 from .factored import Index, factor, same_in_every_token, take
 from .residual import DEFAULT_DTYPE, ResidualLayout
 from .weights import Coefficient
@@ -52,7 +53,16 @@ class MLPBuilder:
         self._read: list[torch.Tensor] = []
         self._write: list[torch.Tensor] = []
         self.groups: list[UnitGroup] = []
+        self.domains: list[InputDomain] = []
         self._width = 0
+
+    def check_domain(self, domain: InputDomain) -> "MLPBuilder":
+        """Record that the MLP is accurate only while ``domain.subspace`` stays in the domain (the forward pass checks
+        it; :mod:`~tfconstruct.constructions.domains`)."""
+        for name in (domain.subspace, domain.tokens or domain.subspace):
+            self.layout[name]  # a KeyError naming the layout's subspaces
+        self.domains.append(domain)
+        return self
 
     def group(
         self,
@@ -105,6 +115,7 @@ class MLPBuilder:
             w_out=torch.cat(self._write, dim=0),
             groups=list(self.groups),
             label=self.label,
+            domains=tuple(self.domains),
         )
 
 
@@ -117,6 +128,7 @@ class MLP:
     w_out: torch.Tensor
     groups: list[UnitGroup]
     label: str = ""
+    domains: tuple[InputDomain, ...] = ()
     kind: str = field(default="mlp", init=False)
 
     @property

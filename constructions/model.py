@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Union
+from typing import Iterable, Literal, Union
 
 import torch
 
 from .attention import MultiHeadAttention, check_query_chunk
+from .domains import DomainError, DomainViolation
 from .factored import add_into, shared
 from .mlp import MLP
 from .residual import DEFAULT_DTYPE, ResidualLayout
@@ -44,6 +45,7 @@ class Trace:
 
     names: list[str]
     streams: list[torch.Tensor | None]
+    violations: list[DomainViolation] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -177,6 +179,7 @@ class Transformer:
         trace: bool | Iterable[str] = False,
         dense: bool = False,
         query_chunk: int | None = None,
+        outside: Literal["raise", "record"] = "raise",
     ) -> torch.Tensor | Trace:
         r"""Run every sublayer; return the final stream, or a :class:`Trace`.
 
@@ -184,9 +187,17 @@ class Transformer:
         the output), which keeps the memory of long models small. Sublayers compute in their factors (the
         coordinates they read and write; attention scores ``query_chunk`` queries at a time, automatic by
         default); ``dense=True`` uses the full $D \times D$ matrices instead, the reference implementation.
+
+        Every approximating MLP's input is checked against its domain
+        (:mod:`~tfconstruct.constructions.domains`): ``outside="raise"`` raises a
+        :class:`~tfconstruct.constructions.domains.DomainError` at the first value outside, ``"record"`` lists each
+        violation in the returned trace's ``violations`` (a :class:`Trace` is returned even without ``trace``, then
+        holding the input and the output only).
         """
         _check_stream(stream, self.layout)
         check_query_chunk(query_chunk)
+        if outside not in ("raise", "record"):
+            raise ValueError(f"outside must be 'raise' or 'record', got {outside!r}")
         names = [trace] if isinstance(trace, str) else trace
         keep = None if names is True or names is False else {self._position(name) for name in names}
         streams: list[torch.Tensor | None] = [stream]
@@ -196,12 +207,24 @@ class Transformer:
         work = stream if dense else stream.transpose(1, 2).contiguous().transpose(1, 2)
         # the coordinates that hold the same value in every token: a sublayer reading only those computes one row
         known = None if dense else (work == work[:, :1]).all(dim=1).all(dim=0)
+        violations: list[DomainViolation] = []
         for position, layer in enumerate(self.layers, start=1):
+            for domain in getattr(layer, "domains", ()):
+                used = None if domain.tokens is None else self.layout.read(work, domain.tokens)[..., 0] > 0.5
+                for instance, value in domain.outside(self.layout.read(work, domain.subspace), used):
+                    found = DomainViolation(self.names[position - 1], instance, domain.subspace, value, domain)
+                    if outside == "raise":
+                        raise DomainError(found)
+                    violations.append(found)
             # without a trace, the working copy is this pass's own and is updated in place
             work = _apply(layer, work, dense, query_chunk, known, in_place=trace is False and not dense)
             if trace is not False:
                 streams.append(work if keep is None or position in keep or position == last else None)
-        return work if trace is False else Trace([INPUT, *self.names], streams)
+        if trace is False and outside == "raise":
+            return work
+        if trace is False:
+            streams = [stream] + [None] * (last - 1) + [work]
+        return Trace([INPUT, *self.names], streams, violations)
 
     __call__ = forward
 

@@ -27,6 +27,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from .domains import InputDomain
 from .mlp import MLPBuilder
 
 
@@ -86,9 +87,22 @@ class PiecewiseLinear:
         return float(self.values[-1]) + hinges @ self.hinge_weights
 
     def add_to(
-        self, builder: MLPBuilder, src: str, dst: str, scale: float = 1.0, anchor: Literal["left", "right"] = "right"
+        self,
+        builder: MLPBuilder,
+        src: str,
+        dst: str,
+        scale: float = 1.0,
+        anchor: Literal["left", "right"] = "right",
+        *,
+        parameter: str = "",
+        clamp_below: bool = False,
+        tokens: str | None = None,
     ) -> MLPBuilder:
-        r"""Add units computing $dst \mathrel{+}= c\,\hat f(src)$ elementwise ($M+2$ groups of size ``src``).
+        r"""Add units computing $dst \mathrel{+}= c\,\hat f(src)$ elementwise ($M+2$ groups of size ``src``), and
+        record the knot range as the MLP's input domain for ``src``
+        (:class:`~tfconstruct.constructions.domains.InputDomain`: ``parameter`` names what sets it,
+        ``clamp_below`` marks a lower end that clips by design, ``tokens`` a flag subspace selecting the tokens whose
+        result is used).
 
         ``anchor="left"`` uses $f_0 + \sum_m w_m\sigma(s - t_m)$, ``"right"`` the same function as
         $f_M + \sum_m w_m\sigma(t_m - s)$ (see the module docstring for which is better conditioned).
@@ -105,4 +119,5 @@ class PiecewiseLinear:
             builder.group({src: sign}, {dst: scale * w}, bias=-sign * t, label=f"hinge {src}@{t:.3g}")
         constant = self.offset if anchor == "left" else float(self.values[-1])
         builder.group({}, {dst: scale * constant}, bias=1.0, label=f"offset {dst}")
-        return builder
+        domain = InputDomain(src, float(self.knots[0]), float(self.knots[-1]), parameter, clamp_below, tokens)
+        return builder.check_domain(domain)

@@ -29,7 +29,11 @@ def cases():
     """(construction, embed arguments, a hook every iteration of it has) for every family."""
     gmm = SpectralGMM(2, iterations=3, width=64, newton_steps=1).build(PRE)
     return {
-        "pca": (PowerIteration(3, components=2, iterations=3, newton_steps=1), (DATA,), "component1.iter2.norm"),
+        "pca": (
+            PowerIteration.for_data(DATA, components=2, iterations=3, newton_steps=1),
+            (DATA,),
+            "component1.iter2.norm",
+        ),
         "clustering": (SpectralClustering(3, iterations=3), (DATA,), "component0.iter2.rescale"),
         "em": (
             EMConstruction(2, components=2, iterations=3, radius=10.0),

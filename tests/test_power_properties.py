@@ -12,6 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from tfconstruct.constructions.domains import DomainError
 from tfconstruct.constructions.power import PowerIteration, stable_width
 from tfconstruct.theory.power import (
     ANGLE_AFTER_STEPS,
@@ -229,7 +230,14 @@ def test_deflation_fails_exactly_when_the_norm_error_crosses_the_threshold():
     seeds = np.stack([q[0] + q[1] + q[2], q[0] + q[1] + q[2]])[None]
     for newton, finds_second in [(0, False), (2, True)]:
         construction = PowerIteration(dim, components=2, iterations=60, width=8, domain=DOMAIN, newton_steps=newton)
-        result = construction.run(torch.as_tensor(X), torch.as_tensor(seeds))
+        stream = construction.embed(torch.as_tensor(X), torch.as_tensor(seeds))
+        if finds_second:  # lambda_2^2 lies below the domain sized for lambda_1^2: a default pass refuses ...
+            with pytest.raises(DomainError, match=r"sublayer 'component1\.iter0\.inv_sqrt' read norm_sq = "):
+                construction.model(stream)
+        trace = construction.model(stream, outside="record")  # ... and a recording pass lists where
+        assert all(v.sublayer.startswith("component1.") for v in trace.violations)
+        assert bool(trace.violations) == finds_second
+        result = construction.readout(trace.output)
         e = np.linalg.norm(result.vectors[0, 0].numpy()) - 1
         assert (abs(e) < deflation_threshold(gap)) == finds_second
         target = q[1] if finds_second else q[0]

@@ -82,7 +82,9 @@ def refresh_block(layout: ResidualLayout, gram_bound: float, log_pi: PiecewiseLi
     attention = MultiHeadAttention([head], label="refresh: ||mu||^2")
     mlp = replace(MLPBuilder(layout, "refresh: write s, log pi"), "sq_norm_new", "sq_norm")
     if log_pi is not None:
-        log_pi.add_to(clear(mlp, "log_pi"), "pi", "log_pi", anchor="right")
+        log_pi.add_to(
+            clear(mlp, "log_pi"), "pi", "log_pi", anchor="right", parameter="weight_floor", tokens="is_centroid"
+        )
     return Transformer(layout, [attention, mlp.build()], ["attn", "mlp"])
 
 
@@ -118,7 +120,9 @@ def e_step_block(layout: ResidualLayout, beta: float, log_resp: PiecewiseLinear 
     attention = MultiHeadAttention([head], label="E-step")
     mlp = replace(MLPBuilder(layout, "E-step: write w, log w"), "resp_new", "resp")
     if log_resp is not None:
-        log_resp.add_to(clear(mlp, "log_resp"), "resp_new", "log_resp", anchor="right")
+        log_resp.add_to(
+            clear(mlp, "log_resp"), "resp_new", "log_resp", anchor="right", parameter="floor", clamp_below=True
+        )
     return Transformer(layout, [attention, mlp.build()], ["attn", "mlp"])
 
 

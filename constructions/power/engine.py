@@ -46,8 +46,9 @@ $\langle c_p, c_p\rangle = c_p^2$ with value $-\lambda_p v_p$ its last.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Protocol, Sequence, TypedDict, Unpack
+from typing import Literal, Protocol, Sequence, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -55,6 +56,7 @@ import torch
 from ..attention import AttentionHead, MultiHeadAttention
 from ..checks import as_batch, integer_in
 from ..construction import Construction
+from ..domains import DomainViolation
 from ..gadgets import (
     ExactScoring,
     InverseSqrt,
@@ -125,12 +127,14 @@ class PowerTrajectory:
 
     ``iterates[b, j, t]`` is $v^{(t)}$ of component $j$ ($t = 0$ the seed, $t = J$ after the last power
     step, before any Newton step); ``normaliser_inputs[b, j, t]`` is the $r = \lVert u\rVert^2$ the
-    ``inv_sqrt`` MLP saw in step $t + 1$; ``stream`` is the final stream (identical to ``model(stream)``).
+    ``inv_sqrt`` MLP saw in step $t + 1$; ``stream`` is the final stream (identical to ``model(stream)``);
+    ``violations``: the normaliser inputs outside its domain, when recorded (``outside="record"``).
     """
 
     iterates: torch.Tensor
     normaliser_inputs: torch.Tensor
     stream: torch.Tensor
+    violations: tuple[DomainViolation, ...] = ()
 
 
 def default_seeds(dim: int, components: int, seed: int = 0) -> np.ndarray:
@@ -374,16 +378,22 @@ class DeflatedPowerIteration:
         """Hook names after which ``norm_sq`` holds the normaliser's input of each iteration of component ``j``."""
         return [f"component{j}.iter{t}.norm" for t in range(self.iterations)]
 
-    def trajectory(self, stream: torch.Tensor) -> PowerTrajectory:
-        """One forward pass that records only the streams the trajectory needs (not the whole trace)."""
+    def trajectory(self, stream: torch.Tensor, *, outside: Literal["raise", "record"] = "raise") -> PowerTrajectory:
+        """One forward pass that records only the streams the trajectory needs (not the whole trace); ``outside``:
+        what a normaliser input outside the domain does (:meth:`Transformer.forward`)."""
         iterate_hooks = [self.iterate_hooks(j) for j in range(self.components)]
         norm_hooks = [self.normaliser_hooks(j) for j in range(self.components)]
-        trace = self.model(stream, trace=[h for hooks in iterate_hooks + norm_hooks for h in hooks])
+        trace = self.model(stream, trace=[h for hooks in iterate_hooks + norm_hooks for h in hooks], outside=outside)
         return PowerTrajectory(
-            self.iterates(trace, iterate_hooks), self.normaliser_inputs(trace, norm_hooks), trace.output
+            self.iterates(trace, iterate_hooks),
+            self.normaliser_inputs(trace, norm_hooks),
+            trace.output,
+            tuple(trace.violations),
         )
 
-    def trajectories(self, stream: torch.Tensor, iterations: Sequence[int]) -> dict[int, PowerTrajectory]:
+    def trajectories(
+        self, stream: torch.Tensor, iterations: Sequence[int], *, outside: Literal["raise", "record"] = "raise"
+    ) -> dict[int, PowerTrajectory]:
         r"""For each $L$ in ``iterations``: the :class:`PowerTrajectory` the same construction with $J = L$
         iterations would return, all from **one** forward pass of this (deepest) model.
 
@@ -401,12 +411,17 @@ class DeflatedPowerIteration:
         if bad:
             raise ValueError(f"iterations must be integers in 1..{self.iterations}, got {bad}")
         hooks, norms = self.iterate_hooks(0), self.normaliser_hooks(0)
-        trace = self.model(stream, trace=hooks + norms)
+        trace = self.model(stream, trace=hooks + norms, outside=outside)
         tail = self.model.suffix(hooks[-1])
         iterates, inputs = self.iterates(trace, [hooks]), self.normaliser_inputs(trace, [norms])
-        return {
-            L: PowerTrajectory(iterates[:, :, : L + 1], inputs[:, :, :L], tail(trace[hooks[L]])) for L in iterations
-        }
+        found = {}
+        for L in iterations:
+            end = tail(trace[hooks[L]], outside=outside)
+            seen = tuple(v for v in trace.violations if _iteration(v.sublayer) < L)
+            if outside == "record":
+                end, seen = end.output, seen + tuple(end.violations)
+            found[L] = PowerTrajectory(iterates[:, :, : L + 1], inputs[:, :, :L], end, seen)
+        return found
 
     def iterates(self, trace: Trace, hooks: Sequence[Sequence[str]] | None = None) -> torch.Tensor:
         r"""$v^{(t)}$ for every component and $t = 0..J$ (token 0): shape $(b, R, J+1, k)$."""
@@ -463,13 +478,21 @@ class PowerConstruction(Construction):
         r"""$(\lambda_j, v_j)$ from token 0 of the final stream."""
         return self.engine.readout(stream)
 
-    def trajectory(self, stream: torch.Tensor) -> PowerTrajectory:
+    def trajectory(self, stream: torch.Tensor, *, outside: Literal["raise", "record"] = "raise") -> PowerTrajectory:
         """Every iterate and normaliser input of one forward pass (:meth:`DeflatedPowerIteration.trajectory`)."""
-        return self.engine.trajectory(stream)
+        return self.engine.trajectory(stream, outside=outside)
 
-    def trajectories(self, stream: torch.Tensor, iterations: Sequence[int]) -> dict[int, PowerTrajectory]:
+    def trajectories(
+        self, stream: torch.Tensor, iterations: Sequence[int], *, outside: Literal["raise", "record"] = "raise"
+    ) -> dict[int, PowerTrajectory]:
         """The trajectory at each number of iterations, from one pass (:meth:`DeflatedPowerIteration.trajectories`)."""
-        return self.engine.trajectories(stream, iterations)
+        return self.engine.trajectories(stream, iterations, outside=outside)
+
+
+def _iteration(hook: str) -> int:
+    """The power step a hook belongs to (``component0.iter3.norm`` -> 3); later parts (Newton, finish) -> a large number."""
+    match = re.search(r"\.iter(\d+)\.", hook)
+    return int(match.group(1)) if match else 1 << 30
 
 
 def _named(layout: ResidualLayout, layers: NamedLayers) -> Transformer:

@@ -553,12 +553,16 @@ def _markdown(
         "",
         r"$\lambda_2/\lambda_1 = 0.05$, $M = 8$, $\lambda_1^2$ halfway between two knots. Deflating with "
         r"$\hat\lambda_0 V_0V_0^\top$, $\|V_0\| = 1 + e$, leaves $v_1$ with eigenvalue $\lambda_1(1 - (1+e)^4)$, which "
-        r"outweighs $\lambda_2$ unless $|e| < (1 + \lambda_2/\lambda_1)^{1/4} - 1$:",
+        r"outweighs $\lambda_2$ unless $|e| < (1 + \lambda_2/\lambda_1)^{1/4} - 1$. The domain $[a, b]$ is "
+        r"sized for $\lambda_1^2$; when deflation succeeds the second component's normaliser sees $\lambda_2^2$, "
+        r"below it. The study records those inputs (a default forward pass raises a `DomainError`): the direction "
+        r"stays exact (the flat normaliser is still a positive factor), the norm does not:",
         "",
-        r"| $J$ | $|\|V_0\| - 1|$ | threshold | $\sin\angle(V_1, v_2)$ | $\sin\angle(V_1, v_1)$ |",
-        "|---|---|---|---|---|",
+        r"| $J$ | $|\|V_0\| - 1|$ | threshold | $\sin\angle(V_1, v_2)$ | $\sin\angle(V_1, v_1)$ | inputs outside the domain |",
+        "|---|---|---|---|---|---|",
         *[
-            f"| {r.newton} | {r.norm_error:.2e} | {r.threshold:.2e} | {r.sine_to_second:.1e} | {r.sine_to_first:.1e} |"
+            f"| {r.newton} | {r.norm_error:.2e} | {r.threshold:.2e} | {r.sine_to_second:.1e} | {r.sine_to_first:.1e} | "
+            f"{r.domain_violations} |"
             for r in deflation
         ],
         "",

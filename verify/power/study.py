@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import erf, sqrt
+from typing import Literal
 
 import numpy as np
 import torch
@@ -32,13 +33,20 @@ def unit_rows(array: np.ndarray) -> np.ndarray:
 
 
 def run_trajectory(
-    construction: PowerIteration, X: np.ndarray, seeds: np.ndarray | None, device: str
+    construction: PowerIteration,
+    X: np.ndarray,
+    seeds: np.ndarray | None,
+    device: str,
+    outside: Literal["raise", "record"] = "raise",
 ) -> PowerTrajectory:
-    """The transformer's trajectory on ``device``, returned on the CPU."""
+    """The transformer's trajectory on ``device``, returned on the CPU (``outside``: see
+    :meth:`~tfconstruct.constructions.power.PowerIteration.trajectory`)."""
     construction.model.to(device)
     seeds_tensor = None if seeds is None else torch.as_tensor(seeds)
-    trajectory = construction.trajectory(construction.embed(torch.as_tensor(X), seeds_tensor, device=device))
-    return PowerTrajectory(*(t.cpu() for t in (trajectory.iterates, trajectory.normaliser_inputs, trajectory.stream)))
+    stream = construction.embed(torch.as_tensor(X), seeds_tensor, device=device)
+    trajectory = construction.trajectory(stream, outside=outside)
+    tensors = (t.cpu() for t in (trajectory.iterates, trajectory.normaliser_inputs, trajectory.stream))
+    return PowerTrajectory(*tensors, trajectory.violations)
 
 
 def spectrum_instances(
@@ -301,6 +309,7 @@ class DeflationRow:
     threshold: float
     sine_to_second: float
     sine_to_first: float
+    domain_violations: int
 
 
 def deflation_study(
@@ -315,7 +324,9 @@ def deflation_study(
     rows = []
     for J in newtons:
         construction = PowerIteration(dim, components=2, iterations=60, width=width, domain=domain, newton_steps=J)
-        result = construction.readout(run_trajectory(construction, X, np.stack([start, start])[None], device).stream)
+        # recorded, not raised: when deflation fails the second component's normaliser sees a tiny input
+        trajectory = run_trajectory(construction, X, np.stack([start, start])[None], device, outside="record")
+        result = construction.readout(trajectory.stream)
         second = result.vectors[0, 1].numpy()
         rows.append(
             DeflationRow(
@@ -324,6 +335,7 @@ def deflation_study(
                 deflation_threshold(gap),
                 sin_angle(second, vectors[0, 1]),
                 sin_angle(second, vectors[0, 0]),
+                len(trajectory.violations),
             )
         )
     return rows
