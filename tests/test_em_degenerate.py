@@ -219,7 +219,12 @@ def test_bad_construction_arguments_are_named(arguments, message):
         (np.full((4, 2), np.nan), np.zeros((2, 2)), None, "points contains non-finite values"),
         (np.zeros((4, 2)), np.zeros((3, 2)), None, r"means must have shape \(1, 2, 2\)"),
         (np.zeros((4, 2)), np.array([[0.0, 0.0], [0.0, np.inf]]), None, "means contains non-finite values"),
-        (np.full((4, 2), 8.0), np.zeros((2, 2)), None, "points has a vector of norm 11.3137 > radius=10"),
+        (
+            np.full((4, 2), 8.0),
+            np.zeros((2, 2)),
+            None,
+            "a vector of points and initial means has norm 11.3137 > radius=10",
+        ),
         (np.zeros((4, 2)), np.full((2, 2), 8.0), None, "means has a vector of norm 11.3137 > radius=10"),
         (np.zeros((4, 2)), np.zeros((2, 2)), np.array([0.5, 0.6]), "weights must be > 0 and sum to 1"),
         (np.zeros((4, 2)), np.zeros((2, 2)), np.array([1.0, 0.0]), "weights must be > 0 and sum to 1"),

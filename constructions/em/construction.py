@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..checks import as_batch, integer_in, positive
+from ..checks import as_batch, integer_in, positive, within_radius
 from ..construction import Construction, TutorialExample
 from ..piecewise import PiecewiseLinear, geometric_knots
 from .layers import Mode, e_step_block, em_layout, m_step_block, refresh_block
@@ -50,7 +50,6 @@ from .layers import Mode, e_step_block, em_layout, m_step_block, refresh_block
 MODES: tuple[str, ...] = ("soft", "hard")
 SCORE_LIMIT = 1e300  # |scores| <= 1.5 beta R^2 must stay finite in float64 (max ~1.8e308)
 WEIGHT_SUM_TOLERANCE = 1e-9
-RADIUS_ROUND_OFF = 1e-12  # norms computed by another library may differ from torch's in the last bits
 
 
 @dataclass(frozen=True)
@@ -178,8 +177,7 @@ class EMConstruction(Construction):
         integer_in("number of points n (at least components)", n, self.components)
         if tuple(mu.shape) != (batch, self.components, self.dim):
             raise ValueError(f"means must have shape ({batch}, {self.components}, {self.dim}), got {tuple(mu.shape)}")
-        self._check_radius("points", x)
-        self._check_radius("means", mu)
+        within_radius("points and initial means", torch.cat([x, mu], dim=-2), self.radius)
         k, tokens = self.components, n + self.components
         is_data = torch.cat([torch.ones(n), torch.zeros(k)]).reshape(1, tokens, 1)
         values = {
@@ -206,14 +204,6 @@ class EMConstruction(Construction):
         if bool((pi <= 0).any()) or bool(((pi.sum(-1) - 1).abs() > WEIGHT_SUM_TOLERANCE).any()):
             raise ValueError(f"weights must be > 0 and sum to 1 (within {WEIGHT_SUM_TOLERANCE:g}) per batch entry")
         return pi
-
-    def _check_radius(self, name: str, values: torch.Tensor) -> None:
-        largest = float(torch.linalg.vector_norm(values, dim=-1).max())
-        if largest > self.radius * (1 + RADIUS_ROUND_OFF):
-            raise ValueError(
-                f"{name} has a vector of norm {largest:.6g} > radius={self.radius:g}; every point and initial "
-                f"mean must have norm <= radius (build the construction with radius >= {largest:.6g})"
-            )
 
     def readout(self, stream: torch.Tensor) -> EMReadout:
         """Means, weights and responsibilities held by a stream at an iteration boundary."""
