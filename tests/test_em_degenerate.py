@@ -225,7 +225,7 @@ def test_bad_construction_arguments_are_named(arguments, message):
             None,
             "a vector of points and initial means has norm 11.3137 > radius=10",
         ),
-        (np.zeros((4, 2)), np.full((2, 2), 8.0), None, "means has a vector of norm 11.3137 > radius=10"),
+        (np.zeros((4, 2)), np.full((2, 2), 8.0), None, "initial means has norm 11.3137 > radius=10"),
         (np.zeros((4, 2)), np.zeros((2, 2)), np.array([0.5, 0.6]), "weights must be > 0 and sum to 1"),
         (np.zeros((4, 2)), np.zeros((2, 2)), np.array([1.0, 0.0]), "weights must be > 0 and sum to 1"),
         (np.zeros((4, 2)), np.zeros((2, 2)), np.array([0.5, 0.5, 0.0]), r"weights must have shape \(1, 2\)"),
