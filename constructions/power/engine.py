@@ -200,7 +200,7 @@ class DeflatedPowerIteration:
             raise ValueError(
                 f"width M={self.width} is too small for the domain [{self.domain.low:.3g}, {self.domain.high:.3g}]: "
                 f"the normaliser's relative error {self.norm_error:.3g} exceeds {contraction.norm_tolerance:g}, the "
-                f"norm error {type(contraction).__name__}'s heads are exact for; use width >= {smallest}"
+                f"largest {type(contraction).__name__} allows; use width >= {smallest}"
             )
         self.layout = ResidualLayout(self._blocks())
         self.model = self._model()
