@@ -138,7 +138,7 @@ def test_bad_samples_are_named():
         SpectralGMM(2).fit(np.full((20, 3), np.inf))
     with pytest.raises(ValueError, match="x must have 2 or 3 dimensions"):
         SpectralGMM(2).fit(np.zeros(5))
-    with pytest.raises(ValueError, match="non-positive K-th eigenvalue"):
+    with pytest.raises(ValueError, match="M2 has no K=2 well-separated positive eigenvalues"):
         preprocess(
             np.tile(np.array([[1.0, 0.0, 0.0]]), (50, 1)) + 1e-3 * np.arange(50)[:, None] * np.array([1.0, 0, 0]), 2
         )

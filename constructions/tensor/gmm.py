@@ -29,6 +29,8 @@ from ..power.engine import PowerResult, default_seeds
 from .codes import CodeKind
 from .whitened import Preprocessed, WhitenedDataPowerIteration
 
+RANK_TOLERANCE = 1e-10  # the K-th eigenvalue of M2 over the top one: below this, whitening divides by round-off
+
 
 def preprocess(x: torch.Tensor | np.ndarray, components: int) -> Preprocessed:
     r"""Moments and whitening (Hsu & Kakade 2013) of samples $x$ ``(n, d)`` or ``(b, n, d)``; $K \le d$ required."""
@@ -51,10 +53,15 @@ def preprocess(x: torch.Tensor | np.ndarray, components: int) -> Preprocessed:
     pairs = second - noise[:, None, None] * torch.eye(d, dtype=x.dtype)
     pair_values, pair_vectors = torch.linalg.eigh(pairs)
     top_values, top_vectors = pair_values.flip(-1)[:, :k], pair_vectors.flip(-1)[:, :, :k]
-    if not bool((top_values[:, -1] > 0).all()):
+    # rank K relative to the top eigenvalue (an absolute test passes round-off such as 7e-16 on identical points)
+    relative = top_values[:, -1] / top_values[:, 0].abs().clamp(min=torch.finfo(x.dtype).tiny)
+    if not bool((relative > RANK_TOLERANCE).all()):
+        worst = int(relative.argmin())
         raise ValueError(
-            f"M2 has a non-positive K-th eigenvalue {top_values[:, -1].min().item():.3g} for K={k}: the means are not "
-            f"linearly independent at this sample size, so the data cannot be whitened"
+            f"M2 has no K={k} well-separated positive eigenvalues (instance {worst}: the K-th is "
+            f"{top_values[worst, -1].item():.3g}, {relative[worst].item():.3g} of the top one; at least "
+            f"{RANK_TOLERANCE:g} is needed): the means are not linearly independent at this sample size (or the "
+            f"points coincide), so the data cannot be whitened; use fewer components"
         )
     whiten = top_vectors / top_values.sqrt()[:, None, :]
     unwhiten = top_vectors * top_values.sqrt()[:, None, :]

@@ -120,6 +120,9 @@ class TensorInTokens:
         return {"tensor": slices, "index": torch.eye(k, dtype=torch.float64).expand(batch, k, k)}, batch
 
 
+SYMMETRY_TOLERANCE = 1e-12  # relative to the largest entry: round-off of a tensor built by einsum is ~1e-16
+
+
 class OdecoPowerIteration(PowerConstruction):
     r"""Tensor power iteration with deflation on a tensor given in tokens.
 
@@ -148,9 +151,28 @@ class OdecoPowerIteration(PowerConstruction):
         *,
         device: str | torch.device | None = None,
     ) -> torch.Tensor:
-        """The input stream for ``tensor`` (``(k, k, k)`` or batched) and ``seeds`` ``(R, k)`` (normalised)."""
+        """The input stream for ``tensor`` (``(k, k, k)`` or batched) and ``seeds`` ``(R, k)`` (normalised).
+
+        Raises:
+            ValueError: for a tensor that is not symmetric (the contraction layers compute $T(I, v, v)$ for any
+                tensor, but tensor power iteration and its bounds are for symmetric ones).
+        """
+        _check_symmetric(as_batch("tensor", tensor, 4))
         values, batch = self.contraction.values(tensor)
         return self.engine.embed(values, seeds, batch, self.contraction.tokens, device=device)
+
+
+def _check_symmetric(tensor: torch.Tensor) -> None:
+    scale = float(tensor.abs().max()) if tensor.numel() else 0.0
+    for order in ((0, 2, 1, 3), (0, 3, 2, 1), (0, 1, 3, 2)):
+        if tensor.shape[1:] != tensor.permute(order).shape[1:]:
+            return  # the shape check in the contraction names the problem
+        gap = float((tensor - tensor.permute(order)).abs().max())
+        if gap > SYMMETRY_TOLERANCE * max(scale, 1e-300):
+            raise ValueError(
+                f"tensor must be symmetric (T_abc the same under every permutation of a, b, c): entries differ by "
+                f"{gap:.3g} under a swap of indices ({scale:.3g} is its largest entry); symmetrise it first"
+            )
 
 
 def tutorial_example() -> TutorialExample:
