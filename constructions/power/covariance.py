@@ -39,7 +39,7 @@ import torch
 from ..attention import AttentionHead, MultiHeadAttention
 from ..checks import as_batch, integer_in
 from ..construction import TutorialExample
-from ..gadgets import EXACT_SCORINGS, ExactScoring, NormalisationDomain, signed_heads
+from ..gadgets import EXACT_SCORINGS, ExactScoring, InverseSqrt, NormalisationDomain, signed_heads
 from ..residual import DEFAULT_DTYPE, ResidualLayout
 from ..weights import Bilinear, LinearMap
 from .engine import EngineOptions, NamedLayers, PowerConstruction
@@ -91,8 +91,8 @@ def second_moment_norm(X: torch.Tensor, *, centre: bool = False) -> torch.Tensor
 
 
 def default_domain(X: torch.Tensor, *, centre: bool = False, dynamic_range: float = 100.0) -> NormalisationDomain:
-    r"""$[a, b] = [(0.75 F / r)^2, (1.25 F)^2]$ with $F = \max \lVert\hat\Sigma\rVert_F$ over the batch (module
-    docstring).
+    r"""$[a, b] = [(0.75 F_{\min} / r)^2, (1.25 F_{\max})^2]$ with $F = \lVert\hat\Sigma\rVert_F$ per instance, its
+    smallest and largest non-zero value over the batch (module docstring): every instance's own domain is inside.
 
     Raises:
         ValueError: if every instance has $\hat\Sigma = 0$, or ``dynamic_range`` is not > 1.
@@ -102,8 +102,8 @@ def default_domain(X: torch.Tensor, *, centre: bool = False, dynamic_range: floa
     norms = second_moment_norm(X, centre=centre)
     if not bool((norms > 0).any()):
         raise ValueError("X has a zero second-moment matrix in every instance; there is no spectrum to find")
-    high = float(norms.max())
-    return NormalisationDomain((0.75 * high / dynamic_range) ** 2, (1.25 * high) ** 2)
+    high, low = float(norms.max()), float(norms[norms > 0].min())
+    return NormalisationDomain((0.75 * low / dynamic_range) ** 2, (1.25 * high) ** 2)
 
 
 def stable_width(domain: NormalisationDomain | tuple[float, float]) -> int:
@@ -141,11 +141,19 @@ class PowerIteration(PowerConstruction):
 
     @classmethod
     def for_data(cls, X: torch.Tensor | np.ndarray, *, dynamic_range: float = 100.0, **options) -> "PowerIteration":
-        """A construction for data like ``X`` (batch, n, d): ``dim`` from ``X``, ``domain`` from :func:`default_domain`."""
+        """A construction for data like ``X`` (batch, n, d): ``dim`` from ``X``, ``domain`` from :func:`default_domain`
+        (covering every instance's scale) and, unless given, the width that keeps the normaliser as accurate on that
+        domain as the default width is on one instance's (a batch mixing scales gets more knots, not a worse
+        normaliser)."""
         X = as_batch("X", X, 3)
-        options.setdefault(
-            "domain", default_domain(X, centre=options.get("centre", False), dynamic_range=dynamic_range)
-        )
+        centre = options.get("centre", False)
+        options.setdefault("domain", default_domain(X, centre=centre, dynamic_range=dynamic_range))
+        if "width" not in options:
+            one_scale = NormalisationDomain((0.75 / dynamic_range) ** 2, 1.25**2)
+            target = InverseSqrt(one_scale, DEFAULT_OPTIONS["width"]).relative_error
+            options["width"] = max(
+                DEFAULT_OPTIONS["width"], InverseSqrt.min_width(NormalisationDomain.of(options["domain"]), target)
+            )
         return cls(X.shape[-1], **options)
 
     def embed(
