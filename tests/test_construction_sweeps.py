@@ -232,19 +232,21 @@ def test_sweep_command_writes_plots_and_a_summary_and_fails_on_a_violated_bound(
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["power", "--depth", "0"], "--depth must be an integer >= 1, got 0"),
-        (["power", "--width", "0", "8"], "--width must be an integer >= 1, got 0"),
+        (["power", "--depth", "0"], "--depth must be an integer in [1, 100000], got 0"),
+        (["power", "--width", "0", "8"], "--width must be an integer in [1, 65536], got 0"),
         (["power", "--gap", "1.2"], "--gap must be in"),
         (["power", "--gap", "0.01"], "--gap must be in (0.02, 1), got 0.01"),
         (["power", "--dim", "8", "--tokens", "8"], "power needs --tokens > --dim"),
         (["em", "--gap", "0.5"], "unrecognized arguments: --gap 0.5"),
-        (["em", "--clusters", "1"], "--clusters must be an integer >= 2, got 1"),
+        (["em", "--clusters", "1"], "--clusters must be an integer in [2, 100000], got 1"),
         (["tensor", "--separation", "3"], "unrecognized arguments: --separation 3"),
         (["tensor", "--dim", "3", "--clusters", "4"], "tensor needs --clusters K <= --dim d"),
         (["tensor", "--width", "4"], f"tensor with K=3 needs --width >= {tensor_sweep.min_width(3)}"),
         (["approximation", "--depth", "2"], "unrecognized arguments: --depth 2"),
         (["nosuch"], "invalid choice: 'nosuch'"),
         (["power", "--replicates", "0"], "--replicates must be an integer >= 1"),
+        (["power", "--width", "1000000000"], "--width must be an integer in [1, 65536], got 1000000000"),
+        (["gd", "--tokens", "10000000"], "--tokens must be an integer in [1, 100000], got 10000000"),
     ],
 )
 def test_sweep_command_rejects_bad_values_with_a_clear_message(args, message, tmp_path, capsys):

@@ -1,13 +1,19 @@
 """Command-line interface: ``report`` runs the main job; ``bounds`` prints the theory; ``docs`` regenerates the
 tutorials; ``sweep`` runs a resumable study; ``benchmark`` times the forward passes. Every command sees the
-registered families: the installed ones (entry-point group ``tfconstruct.families``) and any ``--plugin``."""
+registered families: the installed ones (entry-point group ``tfconstruct.families``) and any ``--plugin``.
+
+Exit status: 0 every check passed; 1 a check or bound failed; 2 a usage or input error (one line, no traceback);
+3 a runtime failure (one line and a hint; ``--debug`` shows the traceback); 130 interrupted."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
+
+import torch
 
 from tfconstruct.theory.bound import Bound
 from tfconstruct.theory.latex import format_latex, format_text
@@ -25,11 +31,31 @@ from .tutorial import generate_tutorials
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status (module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    plugins = argparse.ArgumentParser(add_help=False)
-    plugins.add_argument("--plugin", action="append", default=[])
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--plugin", action="append", default=[])
+    early.add_argument("--debug", action="store_true")
+    known = early.parse_known_args(argv)[0]
     try:
-        families = registered(plugins.parse_known_args(argv)[0].plugin)
+        return _run(argv, known.plugin)
+    except KeyboardInterrupt:
+        print("\ntfconstruct: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # anything not already reported: a runtime failure, one line unless --debug
+        if known.debug:
+            raise
+        print(
+            f"tfconstruct: error: {type(err).__name__}: {err}\n(a runtime failure; run again with --debug for the "
+            "traceback)",
+            file=sys.stderr,
+        )
+        return 3
+
+
+def _run(argv: list[str], plugin_specs: list[str]) -> int:
+    try:
+        families = registered(plugin_specs)
         studies = sweep_commands(families)
     except PluginError as err:
         print(f"tfconstruct: error: {err}", file=sys.stderr)
@@ -37,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, commands, sweep = build_parser(families, studies)
     args = parser.parse_args(argv)
     command = commands.choices[args.command]
+    for problem in _output_problems(args) + _device_problems(args):
+        command.error(problem)
     if args.command == "sweep":
         return run_sweep(args, sweep, studies)
     if args.command == "docs":
@@ -73,6 +101,39 @@ OUTCOMES = {
 }
 
 
+def _output_problems(args: argparse.Namespace) -> list[str]:
+    """An output folder that is a file, or that cannot be created."""
+    out = getattr(args, "out", None)
+    if out is None:
+        return []
+    if out.exists() and not out.is_dir():
+        return [f"--out must be a folder, but {out} is a file"]
+    existing = next(folder for folder in [out, *out.absolute().parents] if folder.exists())
+    if not existing.is_dir():
+        return [f"--out {out} cannot be created: {existing} is a file"]
+    if not os.access(existing, os.W_OK):
+        return [f"--out {out} cannot be written: {existing} is not writable"]
+    return []
+
+
+def _device_problems(args: argparse.Namespace) -> list[str]:
+    """A ``--device`` that torch does not know or that this machine does not have."""
+    device = getattr(args, "device", None)
+    if device is None:
+        return []
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        return [f"--device must be cpu, cuda or cuda:N, got {device!r}"]
+    if kind not in ("cpu", "cuda"):
+        return [f"--device must be cpu, cuda or cuda:N, got {device!r}"]
+    if kind == "cuda" and not torch.cuda.is_available():
+        return [
+            f"--device {device}: this torch build or machine has no CUDA device (torch.cuda.is_available() is False)"
+        ]
+    return []
+
+
 def sweep_commands(families: Sequence[Family]) -> dict[str, SweepCommand]:
     """``tfconstruct sweep <name>`` for every study of every family, and the approximating parts' study.
 
@@ -98,6 +159,7 @@ def build_parser(
         "--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
         help="register the family (FAMILY or FAMILIES) of a module or a .py file; repeatable; before the command",
     )  # fmt: skip
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a runtime failure")
     commands = parser.add_subparsers(dest="command", required=True)
     names = [family.name for family in families]
     report = commands.add_parser("report", help="build every construction, verify it, write plots and a report")

@@ -31,7 +31,7 @@ import torch
 
 from .executors import SchedulerUnavailable, TaskFailed, WorkerDied, scheduler_problem
 from .plots import median_and_band, plot_errors
-from .sweep import Sweep, SweepMismatch, pivot
+from .sweep import Sweep, SweepLocked, SweepMismatch, pivot
 
 Config = Mapping[str, Any]
 Metrics = dict[str, float]
@@ -92,19 +92,35 @@ def prefix_values(config: Config, name: str) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def depth_param(default: Sequence[int], help: str, *, minimum: int = 1) -> Param:
-    """The number of algorithm steps a construction emulates (a knob), ``>= minimum`` (0 allows a baseline)."""
-    return Param("depth", int, tuple(default), lambda v: v >= minimum, f"an integer >= {minimum}", "L", help, True)
+MAX_DEPTH = 100_000  # steps: the deepest model a sweep builds (its sublayers share weights, so memory stays small)
+MAX_WIDTH = 65_536  # knot intervals: an MLP of M + 2 units per token
+MAX_SIZE = 100_000  # tokens, dimensions, clusters: a stream of batch x tokens x D float64 values must fit memory
 
 
-def width_param(default: Sequence[int], help: str) -> Param:
-    """The width knob of a construction's approximating part (e.g. knot intervals $M$), ``>= 1``."""
-    return Param("width", int, tuple(default), lambda v: v >= 1, "an integer >= 1", "M", help, True)
+def depth_param(default: Sequence[int], help: str, *, minimum: int = 1, maximum: int = MAX_DEPTH) -> Param:
+    """The number of algorithm steps a construction emulates (a knob), in ``[minimum, maximum]`` (0 allows a
+    baseline)."""
+    return Param(
+        "depth", int, tuple(default), lambda v: minimum <= v <= maximum, f"an integer in [{minimum}, {maximum}]",
+        "L", help, True,
+    )  # fmt: skip
 
 
-def positive_int(name: str, default: Sequence[int], label: str, help: str, *, minimum: int = 1) -> Param:
-    """An integer instance parameter ``>= minimum``."""
-    return Param(name, int, tuple(default), lambda v: v >= minimum, f"an integer >= {minimum}", label, help)
+def width_param(default: Sequence[int], help: str, *, maximum: int = MAX_WIDTH) -> Param:
+    """The width knob of a construction's approximating part (e.g. knot intervals $M$), in ``[1, maximum]``."""
+    return Param(
+        "width", int, tuple(default), lambda v: 1 <= v <= maximum, f"an integer in [1, {maximum}]", "M", help, True
+    )
+
+
+def positive_int(
+    name: str, default: Sequence[int], label: str, help: str, *, minimum: int = 1, maximum: int = MAX_SIZE
+) -> Param:
+    """An integer instance parameter in ``[minimum, maximum]`` (the upper bound keeps its stream in memory)."""
+    return Param(
+        name, int, tuple(default), lambda v: minimum <= v <= maximum, f"an integer in [{minimum}, {maximum}]",
+        label, help,
+    )  # fmt: skip
 
 
 def interval(name: str, default: Sequence[float], label: str, help: str, low: float, high: float) -> Param:
@@ -511,7 +527,7 @@ def run(args: argparse.Namespace, parsers: argparse._SubParsersAction, commands:
         )  # fmt: skip
     except (SweepMismatch, StudyError) as error:
         parser.error(str(error))
-    except (WorkerDied, SchedulerUnavailable, TaskFailed) as error:
+    except (WorkerDied, SchedulerUnavailable, TaskFailed, SweepLocked) as error:
         print(f"{parser.prog}: error: {error}; re-run the same command to resume", file=sys.stderr)
         return 3
     except KeyboardInterrupt:

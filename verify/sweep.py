@@ -217,8 +217,17 @@ class Sweep:
     # ------------------------------------------------------------------ running
 
     def run(self) -> list[dict[str, Any]]:
-        """Measure every missing (config, replicate), append rows, write the CSV; return all rows in grid order."""
+        """Measure every missing (config, replicate), append rows, write the CSV; return all rows in grid order.
+
+        Raises:
+            SweepLocked: if another live process is running a sweep in the same folder.
+            SweepMismatch: if the folder holds a different sweep, or a row that is not one of this sweep's.
+        """
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        with _FolderLock(self.out_dir / ".lock"):
+            return self._run()
+
+    def _run(self) -> list[dict[str, Any]]:
         self._check_or_write_config()
         done = {self._key(row): row for row in self._read_rows()}
         tasks = self.tasks(done)
@@ -303,12 +312,19 @@ class Sweep:
             return []
         lines = self.results_path.read_text().splitlines(keepends=True)
         rows, kept = [], []
-        for line in lines:
+        columns = [*self.grid, "replicate", "seed"]
+        for number, line in enumerate(lines, start=1):
             try:
-                rows.append(json.loads(line))
-                kept.append(line if line.endswith("\n") else line + "\n")
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if not isinstance(row, dict) or any(column not in row for column in columns):
+                raise SweepMismatch(
+                    f"{self.results_path} line {number} is not a row of this sweep (it needs the columns {columns}): "
+                    f"{line.strip()[:80]}; delete that line (or the folder) and run again"
+                )
+            rows.append(row)
+            kept.append(line if line.endswith("\n") else line + "\n")
         if len(kept) != len(lines) or (lines and not lines[-1].endswith("\n")):
             self.results_path.write_text("".join(kept))
         return rows
@@ -328,6 +344,55 @@ class Sweep:
         line = f"[sweep] {finished}/{total} |{bar:<30}| {elapsed:6.1f}s elapsed, eta {eta}"
         self.stream.write(f"\r{line}" if self._terminal else f"{line}\n")
         self.stream.flush()
+
+
+class SweepLocked(RuntimeError):
+    """Another process is running a sweep in the same folder (two writers would interleave their rows)."""
+
+
+class _FolderLock:
+    """A lock file holding the owner's pid, created atomically; a lock whose process has ended is taken over."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> "_FolderLock":
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = _lock_owner(self.path)
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise SweepLocked(
+                        f"another sweep (process {owner}) is writing {self.path.parent}; wait for it, or remove "
+                        f"{self.path} if that process is gone"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # a stale lock: its process has ended
+                continue
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(str(os.getpid()))
+            return self
+        raise SweepLocked(f"could not take the lock {self.path}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _lock_owner(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _sync(sink: TextIO) -> None:
