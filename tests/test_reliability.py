@@ -33,9 +33,16 @@ from tfconstruct.constructions.gd import InContextRegression
 from tfconstruct.constructions.power import PowerIteration, SpectralClustering, default_seeds
 from tfconstruct.constructions.tensor import OdecoPowerIteration, SpectralGMM
 from tfconstruct.verify.cli import main
-from tfconstruct.verify.em.reference import initial_state, soft_em
+from tfconstruct.verify.em.reference import initial_state, lloyd, soft_em
+from tfconstruct.verify.em.strategies import half_margins
 from tfconstruct.verify.gd.reference import gradient_descent
-from tfconstruct.verify.power.reference import deflated_power_method, second_moment, sin_angle
+from tfconstruct.verify.power.reference import (
+    deflated_power_method,
+    power_iteration,
+    second_moment,
+    sin_angle,
+    spectral_labels,
+)
 from tfconstruct.verify.sweep import Sweep, SweepLocked
 from tfconstruct.verify.tensor.reference import tensor_power_method
 from tfconstruct.verify.testing import round_off_allowance
@@ -44,6 +51,7 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 SCALES = [1e-12, 1e-6, 1.0, 1e6, 1e12]
 NAMED = (ValueError, DomainError)
+EPS = float(np.finfo(np.float64).eps)
 
 
 def named_or_finite(run):
@@ -329,3 +337,60 @@ def test_fuzz_spectral_gmm_returns_a_valid_mixture_or_names_the_problem(dim, clu
         return
     assert torch.isfinite(estimate.means).all() and torch.isfinite(estimate.weights).all()
     assert bool((estimate.weights > 0).all()) and abs(float(estimate.weights.sum()) - 1) < 1e-9
+
+
+@given(
+    dim=st.integers(2, 4),
+    per_class=st.integers(3, 25),
+    scale=scales,
+    separation=st.sampled_from([0.0, 1.0, 6.0]),
+    duplicated=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fuzz_spectral_clustering_labels_are_the_references_or_names_the_problem(
+    dim, per_class, scale, separation, duplicated, seed
+):
+    rng = np.random.default_rng(seed)
+    offset = np.r_[separation, np.zeros(dim - 1)]
+    X = np.concatenate([rng.standard_normal((per_class, dim)) + offset, rng.standard_normal((per_class, dim)) - offset])
+    if duplicated:
+        X = np.concatenate([X, X[:per_class]])
+    X = X * scale
+    construction = named_or_finite(lambda: SpectralClustering.for_data(X, iterations=40, width=32))
+    stream = construction and named_or_finite(lambda: construction.model(construction.embed(X)))
+    if stream is None:
+        return
+    labels = construction.labels(stream)[0].numpy()
+    direction = power_iteration(second_moment(X, centre=True), default_seeds(dim, 1)[0], 40).iterates[-1]
+    centred = X - X.mean(axis=0)
+    projections = centred @ direction
+    decided = np.abs(projections) > 1e-9 * np.linalg.norm(centred, axis=1)  # the construction's margin
+    np.testing.assert_array_equal(labels[decided], spectral_labels(X, direction)[decided])
+
+
+@given(
+    dim=st.integers(1, 3),
+    clusters=st.integers(2, 3),
+    scale=scales,
+    duplicated=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fuzz_lloyd_matches_the_reference_or_names_the_problem(dim, clusters, scale, duplicated, seed):
+    rng = np.random.default_rng(seed)
+    centres = np.eye(max(dim, clusters))[:clusters, :dim] * 20 + rng.standard_normal((clusters, dim))
+    points = np.concatenate([c + rng.standard_normal((10, dim)) for c in centres])
+    if duplicated:
+        points = np.concatenate([points, points[:5]])
+    points, means = points * scale, centres * scale
+    trajectory = [means] + [state.means for state in lloyd(points, means, 1)]
+    margin = min(half_margins(points, m).min() for m in trajectory)
+    radius = 1.5 * float(np.linalg.norm(np.concatenate([points, means]), axis=1).max())
+    construction = named_or_finite(
+        lambda: EMConstruction(dim, components=clusters, iterations=2, mode="hard", beta=60.0 / margin, radius=radius)
+    )
+    readout = construction and named_or_finite(lambda: construction.run(points, means))
+    if readout is None:
+        return
+    reference = lloyd(points, means, 2)[-1]
+    np.testing.assert_array_equal(readout.labels[0].numpy(), reference.labels)
+    assert np.abs(readout.means[0].numpy() - reference.means).max() <= 64 * EPS * radius
