@@ -195,4 +195,10 @@ class InverseSqrt:
     def add_to(self, builder: MLPBuilder, src: str, dst: str) -> MLPBuilder:
         r"""Units computing ``dst`` $\mathrel{+}= \hat\phi_M(src)$ ($M + 2$ units, right-anchored); the forward pass
         checks that ``src`` stays in the domain $[a, b]$."""
-        return self.interpolant.add_to(builder, src, dst, anchor="right", parameter="the normaliser's domain (a, b)")
+        return self.interpolant.add_to(
+            builder,
+            src,
+            dst,
+            anchor="right",
+            parameter="the construction's domain=(a, b); PowerIteration.for_data(X) or SpectralClustering.for_data(X) picks it from the data",
+        )

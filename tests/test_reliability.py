@@ -163,6 +163,7 @@ def test_a_recording_pass_lists_each_violation_and_returns_the_same_stream():
         (["report", "--only", "bogus"], "unknown report section(s) ['bogus']"),
         (["report", "--device", "bogus", "--only", "gd"], "--device must be cpu, cuda or cuda:N, got 'bogus'"),
         (["sweep", "power", "--width", "1000000000"], "--width must be an integer in [1, 65536]"),
+        (["sweep", "power", "--width", "2", "8"], "power needs --width >= 4 on the domain [0.01, 100.0]"),
     ],
 )
 def test_cli_usage_errors_exit_2_in_one_line(args, message, tmp_path, capsys):
@@ -206,6 +207,10 @@ def test_a_foreign_results_row_and_a_second_writer_are_refused(tmp_path, capsys)
         sweep = Sweep({"a": [1]}, 1, lambda config, seed: {"e": 0.0}, tmp_path / "locked", progress=False)
         with pytest.raises(SweepLocked, match=f"another sweep \\(process {holder.pid}\\) is writing"):
             sweep.run()
+        (folder / ".lock").write_text(str(holder.pid))
+        with pytest.raises(SystemExit) as stop:
+            main(["sweep", "gd", "--out", str(folder), "--depth", "0", "60", "120", "--eta", "1.0"])
+        assert stop.value.code == 2 and "another sweep" in capsys.readouterr().err
     finally:
         holder.kill()
         holder.wait()

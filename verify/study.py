@@ -508,7 +508,7 @@ def run(args: argparse.Namespace, parsers: argparse._SubParsersAction, commands:
     """Validate, run the sweep on one torch thread (tiny matrices), write the plots, print the summary.
 
     Returns 1 if a measured value exceeds its bound or a rate check fails, else 0; invalid arguments, and an output
-    folder holding a different sweep, exit through the study's ``parser.error`` (status 2); a worker that died or a
+    folder holding a different sweep or locked by another, exit through the study's ``parser.error`` (status 2); a worker that died or a
     scheduler that cannot be used is a runtime failure (status 3, one line: re-running resumes).
     """
     command = commands[args.study]
@@ -525,9 +525,9 @@ def run(args: argparse.Namespace, parsers: argparse._SubParsersAction, commands:
             args.out, grid, args.replicates or command.replicates, args.seed,
             workers=args.workers, scheduler=args.scheduler,
         )  # fmt: skip
-    except (SweepMismatch, StudyError) as error:
+    except (SweepMismatch, StudyError, SweepLocked) as error:
         parser.error(str(error))
-    except (WorkerDied, SchedulerUnavailable, TaskFailed, SweepLocked) as error:
+    except (WorkerDied, SchedulerUnavailable, TaskFailed) as error:
         print(f"{parser.prog}: error: {error}; re-run the same command to resume", file=sys.stderr)
         return 3
     except KeyboardInterrupt:

@@ -139,6 +139,12 @@ class PowerIteration(PowerConstruction):
     def _contraction(self, dim: int, centre: bool) -> DataCovariance:
         return DataCovariance(dim, centre=centre)
 
+    @staticmethod
+    def min_width(domain: NormalisationDomain | tuple[float, float]) -> int:
+        r"""The smallest width $M$ accepted on ``domain``: the normaliser's sup relative error at most
+        ``DataCovariance.norm_tolerance`` (narrower ones are refused at construction)."""
+        return InverseSqrt.min_width(NormalisationDomain.of(domain), DataCovariance.norm_tolerance)
+
     @classmethod
     def for_data(cls, X: torch.Tensor | np.ndarray, *, dynamic_range: float = 100.0, **options) -> "PowerIteration":
         """A construction for data like ``X`` (batch, n, d): ``dim`` from ``X``, ``domain`` from :func:`default_domain`

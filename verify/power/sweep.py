@@ -121,13 +121,21 @@ def _rows(
 
 
 def check_grid(grid: Grid) -> list[str]:
-    r"""Cross-parameter problems: $n > d$ (full-rank centred data)."""
+    r"""Cross-parameter problems: $n > d$ (full-rank centred data) and widths the construction accepts on the
+    sweep's domain."""
+    errors = []
     if max(grid["dim"]) >= min(grid["tokens"]):
-        return [
+        errors.append(
             f"power needs --tokens > --dim (centred data with a full-rank second moment), got tokens "
             f"{grid['tokens']} and dim {grid['dim']}"
-        ]
-    return []
+        )
+    smallest = PowerIteration.min_width(DOMAIN)
+    if min(grid["width"]) < smallest:
+        errors.append(
+            f"power needs --width >= {smallest} on the domain {list(DOMAIN)} (a narrower normaliser is off by more "
+            f"than 100 %), got {min(grid['width'])}"
+        )
+    return errors
 
 
 STUDY = Study(
