@@ -93,7 +93,7 @@ def test_a_batch_mixing_scales_by_a_thousand_gets_every_instance_right():
 
 
 def test_a_width_too_small_for_the_normaliser_is_refused_at_construction():
-    with pytest.raises(ValueError, match=r"width M=1 is too small .* use width >= 4"):
+    with pytest.raises(ValueError, match=r"width M=1 is too small .* use width >= 6"):
         PowerIteration(3, width=1)
 
 
@@ -163,7 +163,10 @@ def test_a_recording_pass_lists_each_violation_and_returns_the_same_stream():
         (["report", "--only", "bogus"], "unknown report section(s) ['bogus']"),
         (["report", "--device", "bogus", "--only", "gd"], "--device must be cpu, cuda or cuda:N, got 'bogus'"),
         (["sweep", "power", "--width", "1000000000"], "--width must be an integer in [1, 65536]"),
-        (["sweep", "power", "--width", "2", "8"], "power needs --width >= 4 on the domain [0.01, 100.0]"),
+        (
+            ["sweep", "power", "--width", "2", "8"],
+            "power needs --width >= 6 on the domain [0.01, 100.0] (a narrower normaliser is off by more than 25 %)",
+        ),
     ],
 )
 def test_cli_usage_errors_exit_2_in_one_line(args, message, tmp_path, capsys):

@@ -3,6 +3,7 @@
 from .clustering import LabelledCovariance as LabelledCovariance, SpectralClustering as SpectralClustering
 from .covariance import (
     DataCovariance as DataCovariance,
+    DeflationError as DeflationError,
     PowerIteration as PowerIteration,
     default_domain as default_domain,
     stable_width as stable_width,

@@ -31,7 +31,7 @@ norm drift apart inside that band); :func:`stable_width` is the smallest $M$ wit
 from __future__ import annotations
 
 import math
-from typing import Unpack
+from typing import Literal, Unpack
 
 import numpy as np
 import torch
@@ -42,9 +42,10 @@ from ..construction import TutorialExample
 from ..gadgets import EXACT_SCORINGS, ExactScoring, InverseSqrt, NormalisationDomain, signed_heads
 from ..residual import DEFAULT_DTYPE, ResidualLayout
 from ..weights import Bilinear, LinearMap
-from .engine import EngineOptions, NamedLayers, PowerConstruction
+from .engine import EngineOptions, NamedLayers, PowerConstruction, PowerResult
 
 DEFAULT_DOMAIN = NormalisationDomain(1e-2, 1e2)
+RANK_TOLERANCE = 1e-12  # an eigenvalue at most this fraction of the top one counts as zero
 DEFAULT_OPTIONS = EngineOptions(components=1, iterations=40, width=32, domain=DEFAULT_DOMAIN)
 
 
@@ -54,9 +55,10 @@ class DataCovariance:
     order = 2
     scratch: tuple[str, ...] = ()
     scorings = EXACT_SCORINGS
-    # the heads are exact for any norm, but a normaliser off by more than 100 % lets the iterate's norm run away
-    # from 1 step after step (the width-1 normaliser on [1e-2, 1e2] returned lambda = 19.4 for 3)
-    norm_tolerance = 1.0
+    # the heads are exact for any norm, but the iterate's norm must stay within the 25 % margins default_domain
+    # leaves above lambda_1 and below: a coarser normaliser pushes ||Sigma v||^2 out of [a, b] (and the width-1
+    # normaliser on [1e-2, 1e2] returned lambda = 19.4 for 3)
+    norm_tolerance = 0.25
 
     def __init__(self, dim: int, *, centre: bool = False):
         self.dim = integer_in("dim", dim, 1)
@@ -82,6 +84,11 @@ class DataCovariance:
         return []
 
 
+class DeflationError(ValueError):
+    """A later component's eigenvalue is within the deflation residual of the earlier ones (what was found may be
+    that residual, a plausible wrong eigenpair)."""
+
+
 def second_moment_norm(X: torch.Tensor, *, centre: bool = False) -> torch.Tensor:
     r"""$\lVert\hat\Sigma\rVert_F$ per instance, $\hat\Sigma = \frac1n X^\top X$ (of the centred data with ``centre``)."""
     X = as_batch("X", X, 3)
@@ -90,19 +97,37 @@ def second_moment_norm(X: torch.Tensor, *, centre: bool = False) -> torch.Tensor
     return torch.linalg.matrix_norm(X.transpose(-1, -2) @ X / X.shape[-2])
 
 
-def default_domain(X: torch.Tensor, *, centre: bool = False, dynamic_range: float = 100.0) -> NormalisationDomain:
+def default_domain(
+    X: torch.Tensor, *, centre: bool = False, dynamic_range: float = 100.0, components: int = 1
+) -> NormalisationDomain:
     r"""$[a, b] = [(0.75 F_{\min} / r)^2, (1.25 F_{\max})^2]$ with $F = \lVert\hat\Sigma\rVert_F$ per instance, its
     smallest and largest non-zero value over the batch (module docstring): every instance's own domain is inside.
+    For ``components`` $R > 1$ the lower end uses the $R$-th eigenvalue $\lambda_R$ in place of $F$: the deflated
+    matrix of the last component has top eigenvalue $\lambda_R$, which may lie far below $F / r$.
 
     Raises:
-        ValueError: if every instance has $\hat\Sigma = 0$, or ``dynamic_range`` is not > 1.
+        ValueError: if every instance has $\hat\Sigma = 0$, an instance's $\hat\Sigma$ has rank $< R$, or
+            ``dynamic_range`` is not > 1.
     """
     if not (math.isfinite(dynamic_range) and dynamic_range > 1):
         raise ValueError(f"dynamic_range must be finite and > 1, got {dynamic_range!r}")
+    components = integer_in("components", components, 1, X.shape[-1])
     norms = second_moment_norm(X, centre=centre)
     if not bool((norms > 0).any()):
         raise ValueError("X has a zero second-moment matrix in every instance; there is no spectrum to find")
-    high, low = float(norms.max()), float(norms[norms > 0].min())
+    lows = norms[norms > 0]
+    if components > 1:
+        if centre:
+            X = X - X.mean(dim=-2, keepdim=True)
+        spectra = torch.linalg.eigvalsh(X.transpose(-1, -2) @ X / X.shape[-2])[norms > 0].flip(-1)
+        lows = spectra[:, components - 1]
+        short = torch.nonzero(lows <= RANK_TOLERANCE * spectra[:, 0]).flatten().tolist()
+        if short:
+            raise ValueError(
+                f"components={components} needs a second moment of rank >= {components}, but instance {short[0]}'s "
+                f"eigenvalue {components} is {float(lows[short[0]]):.3g} (<= {RANK_TOLERANCE:g} of its top one)"
+            )
+    high, low = float(norms.max()), float(lows.min())
     return NormalisationDomain((0.75 * low / dynamic_range) ** 2, (1.25 * high) ** 2)
 
 
@@ -139,6 +164,33 @@ class PowerIteration(PowerConstruction):
     def _contraction(self, dim: int, centre: bool) -> DataCovariance:
         return DataCovariance(dim, centre=centre)
 
+    def readout(self, stream: torch.Tensor, *, outside: Literal["raise", "record"] = "raise") -> PowerResult:
+        r"""$(\lambda_j, v_j)$ from token 0, each later component checked against the deflation residual.
+
+        Deflating $\hat\lambda_i \hat v_i \hat v_i^\top$ with $|\lVert\hat v_i\rVert - 1| \le e$ (the
+        ``readout_norm_error``) leaves up to $r_j = ((1 + e)^4 - 1)\sum_{i<j} \hat\lambda_i / (1 - e)^2$ of the earlier
+        components in the matrix component $j$ iterates on. Where $\hat\lambda_j < 2 r_j$ that residual, not
+        $\lambda_j$, may be what was found: ``outside="raise"`` raises a :class:`DeflationError` naming the instance,
+        the component and the remedy; ``"record"`` lists the (instance, component) pairs in ``unresolved``.
+        """
+        if outside not in ("raise", "record"):
+            raise ValueError(f"outside must be 'raise' or 'record', got {outside!r}")
+        result = super().readout(stream)
+        error = self.engine.readout_norm_error
+        growth = ((1 + error) ** 4 - 1) / (1 - min(error, 0.5)) ** 2
+        residuals = growth * torch.cumsum(result.eigenvalues.abs(), dim=-1)[:, :-1]
+        short = result.eigenvalues[:, 1:] < 2 * residuals
+        unresolved = tuple((b, j + 1) for b, j in torch.nonzero(short).tolist())
+        if unresolved and outside == "raise":
+            b, j = unresolved[0]
+            raise DeflationError(
+                f"component {j} of instance {b} is not resolved: its eigenvalue {float(result.eigenvalues[b, j]):.4g} "
+                f"is below twice the deflation residual {float(residuals[b, j - 1]):.4g} that a read-out norm error "
+                f"of {error:.2g} leaves of the earlier components; raise newton_steps (now {self.engine.newton_steps}) "
+                f"or width (now {self.engine.width}), or ask for fewer components"
+            )
+        return PowerResult(result.eigenvalues, result.vectors, unresolved)
+
     @staticmethod
     def min_width(domain: NormalisationDomain | tuple[float, float]) -> int:
         r"""The smallest width $M$ accepted on ``domain``: the normaliser's sup relative error at most
@@ -153,7 +205,10 @@ class PowerIteration(PowerConstruction):
         normaliser)."""
         X = as_batch("X", X, 3)
         centre = options.get("centre", False)
-        options.setdefault("domain", default_domain(X, centre=centre, dynamic_range=dynamic_range))
+        options.setdefault(
+            "domain",
+            default_domain(X, centre=centre, dynamic_range=dynamic_range, components=options.get("components", 1)),
+        )
         if "width" not in options:
             one_scale = NormalisationDomain((0.75 / dynamic_range) ** 2, 1.25**2)
             target = InverseSqrt(one_scale, DEFAULT_OPTIONS["width"]).relative_error

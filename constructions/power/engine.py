@@ -119,6 +119,7 @@ class PowerResult:
 
     eigenvalues: torch.Tensor
     vectors: torch.Tensor
+    unresolved: tuple[tuple[int, int], ...] = ()  # (instance, component) pairs, when recorded (outside="record")
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,16 @@ class DeflatedPowerIteration:
         broadcast = {"one": 1.0, "v": seeds[:, None, 0]}
         broadcast.update({f"seed{j}": seeds[:, None, j] for j in range(1, self.components)})
         return self.layout.embed(batch, tokens, {**values, **broadcast}, device=device)
+
+    @property
+    def readout_norm_error(self) -> float:
+        r"""The bound on $|\lVert v\rVert - 1|$ at read-out: the normaliser's $\epsilon_M$ through ``newton_steps``
+        maps $e \mapsto e^2 (3 + e) / 2$ (each Newton step squares the error; the sympy form is
+        ``tfconstruct.theory.power.readout_norm_error``)."""
+        error = self.norm_error
+        for _ in range(self.newton_steps):
+            error = error**2 * (3 + error) / 2
+        return error
 
     def readout(self, stream: torch.Tensor) -> PowerResult:
         r"""$(\lambda_j, v_j)$ from token 0 of the final stream."""

@@ -556,13 +556,15 @@ def _markdown(
         r"outweighs $\lambda_2$ unless $|e| < (1 + \lambda_2/\lambda_1)^{1/4} - 1$. The domain $[a, b]$ is "
         r"sized for $\lambda_1^2$; when deflation succeeds the second component's normaliser sees $\lambda_2^2$, "
         r"below it. The study records those inputs (a default forward pass raises a `DomainError`): the direction "
-        r"stays exact (the flat normaliser is still a positive factor), the norm does not:",
+        r"stays exact (the flat normaliser is still a positive factor), the norm does not. The read-out's "
+        r"deflation check (`PowerIteration.readout`) flags component 1 in every row: a residual, or a collapsed norm:",
         "",
-        r"| $J$ | $|\|V_0\| - 1|$ | threshold | $\sin\angle(V_1, v_2)$ | $\sin\angle(V_1, v_1)$ | inputs outside the domain |",
-        "|---|---|---|---|---|---|",
+        r"| $J$ | $|\|V_0\| - 1|$ | threshold | $\sin\angle(V_1, v_2)$ | $\sin\angle(V_1, v_1)$ | inputs outside the domain | "
+        r"flagged unresolved |",
+        "|---|---|---|---|---|---|---|",
         *[
             f"| {r.newton} | {r.norm_error:.2e} | {r.threshold:.2e} | {r.sine_to_second:.1e} | {r.sine_to_first:.1e} | "
-            f"{r.domain_violations} |"
+            f"{r.domain_violations} | {'yes' if r.unresolved else 'no'} |"
             for r in deflation
         ],
         "",

@@ -310,6 +310,7 @@ class DeflationRow:
     sine_to_second: float
     sine_to_first: float
     domain_violations: int
+    unresolved: bool  # the read-out's deflation check flagged component 1 (PowerIteration.readout)
 
 
 def deflation_study(
@@ -326,7 +327,7 @@ def deflation_study(
         construction = PowerIteration(dim, components=2, iterations=60, width=width, domain=domain, newton_steps=J)
         # recorded, not raised: when deflation fails the second component's normaliser sees a tiny input
         trajectory = run_trajectory(construction, X, np.stack([start, start])[None], device, outside="record")
-        result = construction.readout(trajectory.stream)
+        result = construction.readout(trajectory.stream, outside="record")
         second = result.vectors[0, 1].numpy()
         rows.append(
             DeflationRow(
@@ -336,6 +337,7 @@ def deflation_study(
                 sin_angle(second, vectors[0, 1]),
                 sin_angle(second, vectors[0, 0]),
                 len(trajectory.violations),
+                bool(result.unresolved),
             )
         )
     return rows

@@ -133,7 +133,7 @@ def check_grid(grid: Grid) -> list[str]:
     if min(grid["width"]) < smallest:
         errors.append(
             f"power needs --width >= {smallest} on the domain {list(DOMAIN)} (a narrower normaliser is off by more "
-            f"than 100 %), got {min(grid['width'])}"
+            f"than 25 %), got {min(grid['width'])}"
         )
     return errors
 
