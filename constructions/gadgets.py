@@ -139,6 +139,8 @@ class NormalisationDomain:
         $\sum c^4 \ge$ floor."""
         positive("weight low", low)
         positive("weight high", high)
+        if low > high:
+            raise ValueError(f"weights must be given as (lowest, highest), got low={low!r} > high={high!r}")
         return cls(floor * low**2, 1.5 * high**2)
 
 
@@ -192,13 +194,7 @@ class InverseSqrt:
                 low = middle + 1
         return high
 
-    def add_to(self, builder: MLPBuilder, src: str, dst: str) -> MLPBuilder:
+    def add_to(self, builder: MLPBuilder, src: str, dst: str, *, parameter: str = "domain=(a, b)") -> MLPBuilder:
         r"""Units computing ``dst`` $\mathrel{+}= \hat\phi_M(src)$ ($M + 2$ units, right-anchored); the forward pass
-        checks that ``src`` stays in the domain $[a, b]$."""
-        return self.interpolant.add_to(
-            builder,
-            src,
-            dst,
-            anchor="right",
-            parameter="the construction's domain=(a, b); PowerIteration.for_data(X) or SpectralClustering.for_data(X) picks it from the data",
-        )
+        checks that ``src`` stays in the domain $[a, b]$ and names ``parameter`` (what sets it) when it does not."""
+        return self.interpolant.add_to(builder, src, dst, anchor="right", parameter=parameter)

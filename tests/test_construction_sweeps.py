@@ -210,8 +210,8 @@ def test_sweep_command_writes_plots_and_a_summary_and_fails_on_a_violated_bound(
         "1",
         "4",
         "--width",
-        "4",
         "8",
+        "16",
         "--replicates",
         "2",
     ]

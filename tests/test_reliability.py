@@ -402,3 +402,25 @@ def test_fuzz_lloyd_matches_the_reference_or_names_the_problem(dim, clusters, sc
     reference = lloyd(points, means, 2)[-1]
     np.testing.assert_array_equal(readout.labels[0].numpy(), reference.labels)
     assert np.abs(readout.means[0].numpy() - reference.means).max() <= 64 * EPS * radius
+
+
+def test_a_reader_leaving_early_does_not_turn_a_pass_into_a_failure():
+    """``tfconstruct bounds | head -1``: the pipe closes before the output is written; the exit status stays 0."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from tfconstruct.verify.cli import main; sys.exit(main(['bounds']))"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    child.stdout.close()
+    with child.stderr:
+        assert child.wait(timeout=120) == 0
+        assert child.stderr.read() == b""
+
+
+def test_small_refusals_found_by_a_new_user(capsys):
+    with pytest.raises(ValueError, match="weights must be given as \\(lowest, highest\\)"):
+        NormalisationDomain.for_weights(3.0, 1.0)
+    assert main(["bounds", "--name", "bogus"]) == 2
+    assert capsys.readouterr().err.startswith("tfconstruct: error: no bound named 'bogus'")
+    plugin = "docs/examples/mean_family.py"
+    assert main(["--plugin", plugin, "--plugin", plugin, "bounds", "--name", "power_eigenvalue_relative"]) == 0

@@ -13,7 +13,7 @@ import pytest
 
 from tfconstruct.verify import executors
 from tfconstruct.verify.executors import SchedulerUnavailable, WorkerDied
-from tfconstruct.verify.sweep import Sweep, derived_seed, load_rows, pivot
+from tfconstruct.verify.sweep import Sweep, SweepMismatch, derived_seed, load_rows, pivot
 
 GRID = {"width": [4, 8, 16], "d": [2, 3]}
 
@@ -236,3 +236,20 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(executors, "SCHEDULER_TIMEOUT", "1s")
     with pytest.raises(SchedulerUnavailable, match="cannot reach the dask scheduler at 'tcp://127.0.0.1:9'"):
         Sweep(GRID, 1, measure_batch, tmp_path, batched=True, scheduler="tcp://127.0.0.1:9", progress=False).run()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda lines: lines[:2] + ["this is junk {\n"] + lines[2:], "line 3 is not a row of this sweep"),
+        (lambda lines: lines + ["[1, 2]\n"], "is not a row of this sweep"),
+        (lambda lines: lines + [lines[1]], "repeats the row of line 2"),
+        (lambda lines: lines + [lines[0].replace('"width": 4', '"width": 999')], "is off this sweep's grid"),
+    ],
+)
+def test_any_line_but_a_torn_last_one_that_is_not_a_new_row_is_refused(tmp_path, damage, message):
+    Sweep(GRID, 2, measure, tmp_path, progress=False).run()
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(damage(path.read_text().splitlines(keepends=True))))
+    with pytest.raises(SweepMismatch, match=message):
+        Sweep(GRID, 2, measure, tmp_path, progress=False).run()

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, TextIO
 
 import torch
 
@@ -30,6 +30,36 @@ from .sweep import package_version
 from .tutorial import generate_tutorials
 
 
+class _ReaderMayLeave:
+    """A text stream whose reader may go away (``tfconstruct ... | head``): the rest of the output is dropped and
+    the command runs on to its own exit status, instead of failing with ``BrokenPipeError``."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self) -> None:
+        """Point the stream's descriptor at the null device, so buffered and later output goes nowhere."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status (module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -37,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     early.add_argument("--plugin", action="append", default=[])
     early.add_argument("--debug", action="store_true")
     known = early.parse_known_args(argv)[0]
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _ReaderMayLeave(sys.stdout), _ReaderMayLeave(sys.stderr)
     try:
         return _run(argv, known.plugin)
     except KeyboardInterrupt:
@@ -51,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def _run(argv: list[str], plugin_specs: list[str]) -> int:
@@ -211,7 +245,9 @@ def _print_bounds(families: Sequence[Family], names: list[str] | None, latex: bo
                 return 2
     unknown = [name for name in names or () if name not in bounds]
     if unknown:
-        print(f"no bound named {unknown[0]!r}; registered bounds: {sorted(bounds)}", file=sys.stderr)
+        print(
+            f"tfconstruct: error: no bound named {unknown[0]!r}; registered bounds: {sorted(bounds)}", file=sys.stderr
+        )
         return 2
     selected = [bounds[name] for name in names] if names else list(bounds.values())
     print(format_latex(selected) if latex else format_text(selected))

@@ -81,7 +81,8 @@ def registered(plugins: Sequence[str] = ()) -> list[Family]:
         PluginError: on a broken plugin, or two families with one name.
     """
     sources = [("an installed entry point", family) for family in entry_point_families()]
-    sources += [(f"plugin {spec!r}", family) for spec in plugins for family in load_plugin(spec)]
+    unique = list(dict.fromkeys(plugins))  # a plugin named twice is loaded once
+    sources += [(f"plugin {spec!r}", family) for spec in unique for family in load_plugin(spec)]
     seen: dict[str, tuple[str, Family]] = {}
     for source, family in sources:
         if family.name in seen and seen[family.name][1] is not family:

@@ -307,27 +307,46 @@ class Sweep:
         path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
 
     def _read_rows(self) -> list[dict[str, Any]]:
-        """Rows already measured; a truncated last line (a crash mid-write) is dropped from the file."""
+        """Rows already measured. A truncated last line (a crash mid-write: no newline) is dropped from the file; any
+        other line that is not a row of this grid (unparsable, missing columns, off the grid, a repeat) is refused."""
         if not self.results_path.exists():
             return []
         lines = self.results_path.read_text().splitlines(keepends=True)
-        rows, kept = [], []
+        torn = bool(lines) and not lines[-1].endswith("\n")
+        rows, seen = [], {}
         columns = [*self.grid, "replicate", "seed"]
         for number, line in enumerate(lines, start=1):
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                continue
-            if not isinstance(row, dict) or any(column not in row for column in columns):
+                if torn and number == len(lines):
+                    break
+                row = None
+            problem = self._row_problem(row, columns, seen)
+            if problem:
                 raise SweepMismatch(
-                    f"{self.results_path} line {number} is not a row of this sweep (it needs the columns {columns}): "
-                    f"{line.strip()[:80]}; delete that line (or the folder) and run again"
+                    f"{self.results_path} line {number} {problem}: {line.strip()[:80]}; delete that line (or the "
+                    "folder) and run again"
                 )
+            seen[self._row_key(row)] = number
             rows.append(row)
-            kept.append(line if line.endswith("\n") else line + "\n")
-        if len(kept) != len(lines) or (lines and not lines[-1].endswith("\n")):
-            self.results_path.write_text("".join(kept))
+        if torn:
+            self.results_path.write_text("".join(lines[: len(rows)]))
         return rows
+
+    def _row_key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (*(row[name] for name in self.grid), row["replicate"])
+
+    def _row_problem(self, row: Any, columns: Sequence[str], seen: Mapping[tuple[Any, ...], int]) -> str | None:
+        """Why ``row`` (a parsed line, None if unparsable) is not a new row of this sweep, or None."""
+        if not isinstance(row, dict) or any(column not in row for column in columns):
+            return f"is not a row of this sweep (it needs the columns {list(columns)})"
+        off = [name for name, values in self.grid.items() if row[name] not in values]
+        if off or row["replicate"] not in range(self.replicates):
+            return f"is off this sweep's grid ({off or ['replicate']})"
+        if self._row_key(row) in seen:
+            return f"repeats the row of line {seen[self._row_key(row)]}"
+        return None
 
     def _show(self, finished: int, total: int, started: float, already: int) -> None:
         """Redraw the bar at most every 0.2 s on a terminal, every 10 s in a log (and always at the start and the end)."""

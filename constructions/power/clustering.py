@@ -36,6 +36,8 @@ class LabelledCovariance(DataCovariance):
     ``z`` (1): $\langle x_i, v_0\rangle$; ``y`` (1): the clipped label.
     """
 
+    domain_remedy = "domain=(a, b); SpectralClustering.for_data(X) picks it from the data"
+
     def __init__(self, dim: int, margin: float):
         super().__init__(dim, centre=True)
         self.margin = positive("margin", margin)

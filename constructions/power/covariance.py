@@ -59,6 +59,7 @@ class DataCovariance:
     # leaves above lambda_1 and below: a coarser normaliser pushes ||Sigma v||^2 out of [a, b] (and the width-1
     # normaliser on [1e-2, 1e2] returned lambda = 19.4 for 3)
     norm_tolerance = 0.25
+    domain_remedy = "domain=(a, b); PowerIteration.for_data(X) picks it from the data"
 
     def __init__(self, dim: int, *, centre: bool = False):
         self.dim = integer_in("dim", dim, 1)

@@ -88,6 +88,7 @@ class Contraction(Protocol):
         scratch: subspaces the contraction writes besides ``u``; the engine clears them.
         scorings: the attention scorings its heads support.
         norm_tolerance: the largest norm error $|\lVert v\rVert - 1|$ its heads are exact for (``math.inf``: any).
+        domain_remedy: what sets the normaliser's domain $[a, b]$, named when an input leaves it.
     """
 
     order: int
@@ -95,6 +96,7 @@ class Contraction(Protocol):
     scratch: tuple[str, ...]
     scorings: tuple[str, ...]
     norm_tolerance: float
+    domain_remedy: str
 
     def blocks(self, components: int) -> list[tuple[str, int]]:
         """The subspaces the contraction owns, ``(name, size)``, placed first in the layout."""
@@ -275,7 +277,11 @@ class DeflatedPowerIteration:
 
     def _iteration(self, j: int) -> Transformer:
         layout, scoring = self.layout, self.attention
-        inv_sqrt = self._clear_scratch(self.normaliser.add_to(MLPBuilder(layout, "inv_sqrt"), "norm_sq", "inv_norm"))
+        inv_sqrt = self._clear_scratch(
+            self.normaliser.add_to(
+                MLPBuilder(layout, "inv_sqrt"), "norm_sq", "inv_norm", parameter=self.contraction.domain_remedy
+            )
+        )
         overwrite = replace(MLPBuilder(layout, "overwrite"), "next", "v")
         for name in ("u", "norm_sq", "inv_norm"):
             clear(overwrite, name)

@@ -62,6 +62,7 @@ class TensorInTokens:
         self.heads = heads
         self.tokens = self.dim
         self.norm_tolerance = SHIFT_NORM_TOLERANCE if heads == "shifted" else math.inf
+        self.domain_remedy = "domain=NormalisationDomain.for_weights(lambda_min, lambda_max) for the tensor's weights"
 
     def blocks(self, components: int) -> list[tuple[str, int]]:
         return [("tensor", self.dim**2), ("index", self.dim), ("own", 1)]

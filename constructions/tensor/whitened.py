@@ -82,6 +82,7 @@ class WhitenedData:
     scratch = ("product", "gram_v")
     scorings = ("relu",)
     norm_tolerance = SHIFT_NORM_TOLERANCE
+    domain_remedy = "domain=NormalisationDomain.for_weights(...) of the mixture's weights (SpectralGMM sizes it)"
 
     def __init__(self, samples: int, data_dim: int, dim: int, data_bound: float, code: CodeKind = "torus"):
         self.data_dim = integer_in("data_dim", data_dim, 1)
