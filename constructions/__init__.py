@@ -11,6 +11,7 @@ from .construction import Construction as Construction, TutorialExample as Tutor
 from .gadgets import (
     InverseSqrt as InverseSqrt,
     NormalisationDomain as NormalisationDomain,
+    inverse_sqrt_heads as inverse_sqrt_heads,
     newton_heads as newton_heads,
     rescale_head as rescale_head,
     signed_heads as signed_heads,

@@ -43,6 +43,7 @@ from typing import Callable, Literal
 
 import torch
 
+from .domains import InputDomain
 from .factored import Index, add_into, factor, same_in_every_token, take
 from .residual import ResidualLayout
 from .weights import Bilinear, LinearMap
@@ -205,11 +206,15 @@ class MultiHeadAttention:
 
     With ``combine="average"`` each head's output is divided by the number of heads,
     so a construction written for summed heads must scale its output maps by that number.
+    ``domains``: the inputs on which an approximating layer (hinge heads,
+    :func:`~tfconstruct.constructions.gadgets.inverse_sqrt_heads`) is accurate; the forward pass checks them before
+    the layer runs, as it does an approximating MLP's (:mod:`~tfconstruct.constructions.domains`).
     """
 
     heads: list[AttentionHead]
     combine: Literal["sum", "average"] = "sum"
     label: str = ""
+    domains: tuple[InputDomain, ...] = ()
     kind: str = field(default="attention", init=False)
 
     def __post_init__(self) -> None:
@@ -220,6 +225,9 @@ class MultiHeadAttention:
         layouts = {id(h.layout) for h in self.heads}
         if len(layouts) != 1:
             raise ValueError(f"attention layer {self.label!r}: heads use different layouts")
+        for domain in self.domains:
+            for name in (domain.subspace, domain.tokens or domain.subspace):
+                self.layout[name]  # a KeyError naming the layout's subspaces
 
     @property
     def layout(self) -> ResidualLayout:

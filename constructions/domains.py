@@ -4,9 +4,11 @@ A hinge interpolant $\hat f$ of $f$ on knots $t_0 < \dots < t_M$ is accurate on 
 flat, so $\hat f(s)$ is a plausible number far from $f(s)$ (the $s^{-1/2}$ normaliser at $s = 10^{-4}$ with
 $[a, b] = [10^{-2}, 10^2]$ returns $10$ where $100$ is right). Every
 :meth:`~tfconstruct.constructions.piecewise.PiecewiseLinear.add_to` therefore records an :class:`InputDomain` on
-the MLP it builds: the subspace it reads, $[t_0, t_M]$, and the construction parameter that sets it. The forward
-pass checks each such MLP's input (its minimum and maximum per instance, cheap) and, by default, raises a
-:class:`DomainError` naming the sublayer, the instance, the value and the domain. ``outside="record"`` instead
+the MLP it builds: the subspace it reads, $[t_0, t_M]$, and the construction parameter that sets it (an attention
+layer whose heads sum hinges, :func:`~tfconstruct.constructions.gadgets.inverse_sqrt_heads`, records one in its
+``domains`` the same way). The forward pass checks each such sublayer's input (its minimum and maximum per
+instance, cheap) and, by default, raises a :class:`DomainError` naming the sublayer, the instance, the value and
+the domain. ``outside="record"`` instead
 counts each :class:`DomainViolation` in the trace, for studies that probe outside on purpose.
 
 Round-off at the ends is not a violation: a value within ``RELATIVE_SLACK`` of an end is inside. A domain whose

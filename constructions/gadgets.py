@@ -15,6 +15,7 @@ gadget                     adds
 :func:`rescale_head`       ``dst`` $\mathrel{+}= f\,$``src`` for a broadcast scalar $f > 0$
 :func:`newton_heads`       ``dst`` $\mathrel{+}= (\tfrac32 - \tfrac12 r)\,$``src``
 :class:`InverseSqrt`       ``dst`` $\mathrel{+}= \hat\phi_M(src) \approx src^{-1/2}$ (hinge MLP)
+:func:`inverse_sqrt_heads` ``dst`` $\mathrel{+}= \hat\phi_M(s)\,$``vec`` in one layer of $M + 2$ heads
 =========================  ================================================================
 """
 
@@ -26,8 +27,9 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from .attention import AttentionHead
+from .attention import AttentionHead, MultiHeadAttention
 from .checks import integer_in, positive
+from .domains import InputDomain
 from .mlp import MLPBuilder
 from .piecewise import PiecewiseLinear, geometric_knots
 from .residual import ResidualLayout
@@ -198,3 +200,70 @@ class InverseSqrt:
         r"""Units computing ``dst`` $\mathrel{+}= \hat\phi_M(src)$ ($M + 2$ units, right-anchored); the forward pass
         checks that ``src`` stays in the domain $[a, b]$ and names ``parameter`` (what sets it) when it does not."""
         return self.interpolant.add_to(builder, src, dst, anchor="right", parameter=parameter)
+
+
+def inverse_sqrt_heads(
+    layout: ResidualLayout,
+    src: str,
+    vec: str,
+    dst: str,
+    normaliser: InverseSqrt,
+    scoring: ExactScoring = "relu",
+    *,
+    parameter: str = "domain=(a, b)",
+    label: str = "rescale",
+    anchor: Literal["left", "right"] = "right",
+) -> MultiHeadAttention:
+    r"""``dst`` $\mathrel{+}= \hat\phi_M(s)\,$``vec`` with $s$ = ``src`` (broadcast): the normaliser's hinges as
+    ReLU attention heads (the shape of Lemma B.2 of *Learning Spectral Methods by Transformers*), so the width is
+    the number of heads and no MLP computes $\hat\phi_M$ into a slot of its own.
+
+    With the knots $t_m$, hinge weights $w_m$ and end values of ``normaliser.interpolant``
+    (:mod:`~tfconstruct.constructions.piecewise`), ``anchor="right"`` (the MLP's form) has one head per knot with
+    score $t_m\,\mathrm{one}_i\mathrm{one}_j - s_i\,\mathrm{one}_j$ and value $w_m\,$``vec``,
+
+    .. math::
+
+        \frac1N\sum_j \sigma(t_m - s)\,w_m\,\mathrm{vec}_j = w_m\,\sigma(t_m - s)\,\mathrm{vec}
+        \qquad (\mathrm{vec}\text{ broadcast}),
+
+    and one constant head (score $\mathrm{one}_i\mathrm{one}_j = 1$, value $\hat\phi_M(b)\,$``vec``): $M + 2$
+    heads adding $\big(\hat\phi_M(b) + \sum_m w_m\sigma(t_m - s)\big)\mathrm{vec} = \hat\phi_M(s)\,\mathrm{vec}$,
+    the same function as the MLP's, exactly in exact arithmetic. On $[a, b]$ every active term is $\ge 0$ (only
+    $w_0 < 0$, whose hinge opens below $a$), so nothing cancels. ``anchor="left"`` scores $s - t_m$ with the
+    constant $\hat\phi_M(a)$: the same function again, but at $s$ its terms reach $|w_0|(s - a) \sim
+    (s/a)^{3/2}\hat\phi_M(s)$ and cancel. Each head rounds its own multiple of ``vec`` coordinate by coordinate,
+    so unlike a rounded scalar times ``vec`` (the MLP variant) that cancellation's round-off is not parallel to
+    ``vec``: it turns the direction.
+
+    The hinge heads score with ReLU whatever ``scoring`` is (the hinge is the point); the constant head uses
+    ``scoring``. The layer records the domain $[a, b]$ of ``src`` (``parameter`` names what sets it), which the
+    forward pass checks as it does an MLP's (:mod:`~tfconstruct.constructions.domains`).
+
+    Raises:
+        ValueError: on an ``anchor`` other than ``"left"`` or ``"right"``.
+    """
+    if anchor not in ("left", "right"):
+        raise ValueError(f"anchor must be 'left' or 'right', got {anchor!r}")
+    interpolant = normaliser.interpolant
+    sign = 1.0 if anchor == "left" else -1.0
+    heads = [
+        AttentionHead(
+            Bilinear(layout).add(src, "one", sign).add("one", "one", -sign * float(t)),
+            LinearMap(layout).add(vec, dst, float(w)),
+            "relu",
+            f"hinge{m} {vec} -> {dst}",
+        )
+        for m, (t, w) in enumerate(zip(interpolant.knots, interpolant.hinge_weights))
+    ]
+    constant = float(interpolant.values[0] if anchor == "left" else interpolant.values[-1])
+    heads.append(
+        AttentionHead(
+            Bilinear(layout).add("one", "one"),
+            LinearMap(layout).add(vec, dst, constant),
+            scoring,
+            f"const {vec} -> {dst}",
+        )
+    )
+    domain = InputDomain(src, normaliser.domain.low, normaliser.domain.high, parameter)
+    return MultiHeadAttention(heads, label=label, domains=(domain,))

@@ -19,6 +19,15 @@ $\hat\lambda_p \hat v_p^{\otimes m}$, which carries the $O(\delta_M)$ norm error
 Newton steps $v \leftarrow (\tfrac32 - \tfrac12\lVert v\rVert^2) v$ before each read-out shrink the norm error
 $e \mapsto -e^2(3+e)/2$.
 
+**Two normalisers, one function.** ``normaliser="mlp"`` (the default) computes $f = \hat\phi_M(r)$ in an MLP
+of $M + 2$ hinge units into ``inv_norm``, then one head adds $f\,u$. ``normaliser="heads"`` (the shape of Lemma
+B.2 of *Learning Spectral Methods by Transformers*) drops ``inv_norm`` and the MLP: the ``rescale`` layer holds
+$M + 2$ ReLU heads, one per hinge $w_m\,\sigma(t_m - r)\,u$ and one constant $\hat\phi_M(b)\,u$
+(:func:`~tfconstruct.constructions.gadgets.inverse_sqrt_heads`), so the width is the number of heads. Both add
+$\hat\phi_M(r)\,u$; in floating point the MLP rounds one scalar $f$ (which cannot turn $u$), the heads round
+each hinge's multiple of $u$ coordinate by coordinate, so their round-off is not parallel to $u$ and the direction
+is exact only up to round-off.
+
 **Subspaces owned by the engine** (broadcast: identical in every token):
 
 =================== ====== ==============================================================
@@ -26,7 +35,7 @@ $e \mapsto -e^2(3+e)/2$.
 ``v``               k      the iterate $v$ (holds seed 0 in the input)
 ``u``               k      scratch: $T_j(I, v, \dots, v)$
 ``norm_sq``         1      scratch: $r = \lVert u\rVert^2$ (or $\lVert v\rVert^2$ in a Newton step)
-``inv_norm``        1      scratch: $\hat\phi_M(r) \approx r^{-1/2}$
+``inv_norm``        1      scratch: $\hat\phi_M(r) \approx r^{-1/2}$ (``normaliser="mlp"`` only)
 ``next``            k      scratch: the new iterate before it overwrites ``v``
 ``overlap``         R      scratch ($m = 3$ only): $c_p = v_p\cdot v$ for the finished components
 ``seed{j}``         k      seed of component $j \ge 1$
@@ -36,9 +45,10 @@ $e \mapsto -e^2(3+e)/2$.
 =================== ====== ==============================================================
 
 **Hook names.** Component $j$'s sublayers are ``component{j}.iter{t}.{contract1..,norm,inv_sqrt,rescale,
-overwrite}``, ``component{j}.newton{t}.{norm,step,overwrite}`` and ``component{j}.finish.{contract1..,eigen,
-store}``; the contraction's own layers before and after them carry the names it gives. One iteration is
-(contraction layers) + 3 attention + 2 MLP sublayers; a finish is (contraction layers) + 1 attention + 1 MLP.
+overwrite}`` (no ``inv_sqrt`` with ``normaliser="heads"``), ``component{j}.newton{t}.{norm,step,overwrite}`` and
+``component{j}.finish.{contract1..,eigen,store}``; the contraction's own layers before and after them carry the
+names it gives. One iteration is (contraction layers) + 3 attention + 2 MLP sublayers (one MLP fewer with
+``normaliser="heads"``); a finish is (contraction layers) + 1 attention + 1 MLP.
 Deflation: for $m = 2$ heads $\pm\langle v, v_p\rangle$ with value $\mp\lambda_p v_p$ join the contraction's
 last layer; for $m = 3$ heads $\pm\langle v, v_p\rangle \to c_p$ join its first layer and heads
 $\langle c_p, c_p\rangle = c_p^2$ with value $-\lambda_p v_p$ its last.
@@ -62,6 +72,7 @@ from ..gadgets import (
     InverseSqrt,
     NormalisationDomain,
     check_scoring,
+    inverse_sqrt_heads,
     newton_heads,
     rescale_head,
     signed_heads,
@@ -75,6 +86,8 @@ from ..weights import Bilinear, LinearMap
 
 SEED_STREAM = 0x5EED
 ORDERS = (2, 3)
+NormaliserForm = Literal["mlp", "heads"]
+NORMALISERS: tuple[str, ...] = ("mlp", "heads")
 
 NamedLayers = list[tuple[str, Sublayer]]
 
@@ -130,8 +143,9 @@ class PowerTrajectory:
 
     ``iterates[b, j, t]`` is $v^{(t)}$ of component $j$ ($t = 0$ the seed, $t = J$ after the last power
     step, before any Newton step); ``normaliser_inputs[b, j, t]`` is the $r = \lVert u\rVert^2$ the
-    ``inv_sqrt`` MLP saw in step $t + 1$; ``stream`` is the final stream (identical to ``model(stream)``);
-    ``violations``: the normaliser inputs outside its domain, when recorded (``outside="record"``).
+    normaliser (the ``inv_sqrt`` MLP or the ``rescale`` heads) saw in step $t + 1$; ``stream`` is the final
+    stream (identical to ``model(stream)``); ``violations``: the normaliser inputs outside its domain, when
+    recorded (``outside="record"``).
     """
 
     iterates: torch.Tensor
@@ -160,11 +174,15 @@ class DeflatedPowerIteration:
         contraction: where $T$ lives and how $T(I, v, \dots, v)$ is computed.
         components: $R \le k$ components to extract.
         iterations: $J \ge 1$ power steps per component.
-        width: $M \ge 1$ knot intervals of the $r^{-1/2}$ MLP; its relative error ``norm_error`` must be within
-            the contraction's ``norm_tolerance``, else a ``ValueError`` names the smallest valid width.
+        width: $M \ge 1$ knot intervals of the $r^{-1/2}$ interpolant ($M + 2$ MLP units, or $M + 2$ heads with
+            ``normaliser="heads"``); its relative error ``norm_error`` must be within the contraction's
+            ``norm_tolerance``, else a ``ValueError`` names the smallest valid width.
         domain: the range $[a, b]$ of $r = \lVert u\rVert^2$ that the knots cover.
         newton_steps: $N \ge 0$ Newton norm refinements before each read-out.
         attention: ``"relu"`` (signed head pairs) or ``"linear"`` scoring, if the contraction supports it.
+        normaliser: ``"mlp"`` (a hinge MLP computes $\hat\phi_M(r)$, then one head rescales) or ``"heads"`` (the
+            rescale layer's $M + 2$ ReLU heads apply $\hat\phi_M(r)$ themselves; module docstring). Kept as
+            ``normaliser_form``; ``normaliser`` is the :class:`~tfconstruct.constructions.gadgets.InverseSqrt`.
 
     Raises:
         ValueError: naming the parameter and its allowed range.
@@ -180,6 +198,7 @@ class DeflatedPowerIteration:
         domain: NormalisationDomain | tuple[float, float],
         newton_steps: int = 0,
         attention: ExactScoring = "relu",
+        normaliser: NormaliserForm = "mlp",
     ):
         if contraction.order not in ORDERS:
             raise ValueError(f"contraction order must be one of {ORDERS}, got {contraction.order!r}")
@@ -194,6 +213,9 @@ class DeflatedPowerIteration:
                 f"attention={attention!r} is not supported by {type(contraction).__name__}; use one of "
                 f"{contraction.scorings}"
             )
+        if normaliser not in NORMALISERS:
+            raise ValueError(f"normaliser must be one of {NORMALISERS}, got {normaliser!r}")
+        self.normaliser_form: NormaliserForm = normaliser
         self.domain = NormalisationDomain.of(domain)
         self.normaliser = InverseSqrt(self.domain, integer_in("width", width, 1))
         self.width = self.normaliser.width
@@ -216,7 +238,7 @@ class DeflatedPowerIteration:
             ("v", k),
             ("u", k),
             ("norm_sq", 1),
-            ("inv_norm", 1),
+            *([("inv_norm", 1)] if self.normaliser_form == "mlp" else []),
             ("next", k),
         ]
         if self.contraction.order == 3:
@@ -277,6 +299,9 @@ class DeflatedPowerIteration:
 
     def _iteration(self, j: int) -> Transformer:
         layout, scoring = self.layout, self.attention
+        norm = ("norm", MultiHeadAttention([squared_norm_head(layout, "u", "norm_sq", scoring)], label="norm"))
+        if self.normaliser_form == "heads":
+            return self._heads_iteration(j, norm)
         inv_sqrt = self._clear_scratch(
             self.normaliser.add_to(
                 MLPBuilder(layout, "inv_sqrt"), "norm_sq", "inv_norm", parameter=self.contraction.domain_remedy
@@ -289,7 +314,7 @@ class DeflatedPowerIteration:
             layout,
             self._contract(j)
             + [
-                ("norm", MultiHeadAttention([squared_norm_head(layout, "u", "norm_sq", scoring)], label="norm")),
+                norm,
                 ("inv_sqrt", inv_sqrt.build()),
                 (
                     "rescale",
@@ -298,6 +323,19 @@ class DeflatedPowerIteration:
                 ("overwrite", overwrite.build()),
             ],
         )
+
+    def _heads_iteration(self, j: int, norm: tuple[str, Sublayer]) -> Transformer:
+        r"""``next`` $= \hat\phi_M(r)\,u$ in the ``rescale`` layer's $M + 2$ heads
+        (:func:`~tfconstruct.constructions.gadgets.inverse_sqrt_heads`, which records the domain of ``norm_sq``);
+        the ``overwrite`` MLP also clears the contraction's scratch (the ``inv_sqrt`` MLP's job in the MLP form)."""
+        layout = self.layout
+        rescale = inverse_sqrt_heads(
+            layout, "norm_sq", "u", "next", self.normaliser, self.attention, parameter=self.contraction.domain_remedy
+        )
+        overwrite = self._clear_scratch(replace(MLPBuilder(layout, "overwrite"), "next", "v"))
+        for name in ("u", "norm_sq"):
+            clear(overwrite, name)
+        return _named(layout, self._contract(j) + [norm, ("rescale", rescale), ("overwrite", overwrite.build())])
 
     def _newton(self) -> Transformer:
         r"""$v \leftarrow (\tfrac32 - \tfrac12\lVert v\rVert^2)\,v$ (:func:`~tfconstruct.constructions.gadgets.newton_heads`)."""
@@ -448,7 +486,7 @@ class DeflatedPowerIteration:
         )
 
     def normaliser_inputs(self, trace: Trace, hooks: Sequence[Sequence[str]] | None = None) -> torch.Tensor:
-        r"""$r = \lVert T_j(I, v^{(t)}, \dots)\rVert^2$ as the ``inv_sqrt`` MLP saw it: shape $(b, R, J)$."""
+        r"""$r = \lVert T_j(I, v^{(t)}, \dots)\rVert^2$ as the normaliser saw it: shape $(b, R, J)$."""
         hooks = hooks or [self.normaliser_hooks(j) for j in range(self.components)]
         return torch.stack(
             [torch.stack([self.layout.read(trace[h][:, 0], "norm_sq")[:, 0] for h in row], dim=1) for row in hooks],
@@ -465,6 +503,7 @@ class EngineOptions(TypedDict, total=False):
     domain: NormalisationDomain | tuple[float, float]
     newton_steps: int
     attention: ExactScoring
+    normaliser: NormaliserForm
 
 
 REQUIRED_OPTIONS = {"components", "iterations", "width", "domain"}
