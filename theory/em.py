@@ -37,6 +37,15 @@ $e^{-\eta_\pi}$ in the floor term. In the state norm
 $\|(\mu,\pi)\| = (\sum_k\|\mu_k\|^2 + D^2\|\pi\|_2^2)^{1/2}$ the step error is at most
 $\sqrt K\,\varepsilon_\mu + D(e^{\eta_\pi}-1)$.
 
+**Two-block variant (the TGMM Theorem 1 shape,** :class:`tfconstruct.constructions.em.TwoBlockEM` **).** Unit
+variance; the E-step key carries $c_k = \hat\ell(\pi_k) - \tfrac12\sum_a \hat q(\mu_{ka})$ with $\hat\ell$ the
+hinge log on $M$ geometric intervals of $[\pi_{floor}, 1]$ and $\hat q$ the hinge square on $M$ uniform intervals
+of $[-R, R]$, where $|\mu_{ka}| \le R$. The interpolant of the convex $s^2$ lies *above* it, by at most
+$R^2/M^2$ (:data:`tfconstruct.theory.interpolation.SQUARE_ABSOLUTE`), so
+$c_k - (\log\pi_k - \tfrac12\|\mu_k\|^2) \in [-\Delta, 0]$ with $\Delta = \eta_\pi + dR^2/(2M^2)$: the soft
+E-step analysis above holds with $\eta_\pi$ replaced by $\Delta$, and the M-step is the soft one. The first step
+starts from an exact $c^{(0)}$, so it is covered with room to spare.
+
 **Propagation.** If the emulated map $\hat T$ is within $\varepsilon_{step}$ of the EM map $T$
 and $T$ is $\kappa$-Lipschitz on a region holding both trajectories, then
 $e_L \le \varepsilon_{step} + \kappa e_{L-1}$, so from the same start
@@ -50,12 +59,13 @@ from __future__ import annotations
 import sympy as sp
 
 from .bound import Bound
-from .interpolation import LOG_ABSOLUTE, M, a as knot_low, b as knot_high
+from .interpolation import LOG_ABSOLUTE, SQUARE_ABSOLUTE, M, R, a as knot_low, b as knot_high
 from .propagation import contraction_bound
 
 K, beta, g, D, sharpness, n, n_min = sp.symbols("K beta g D a n n_min", positive=True)
 epsilon, pi_min, pi_floor = sp.symbols("epsilon pi_min pi_floor", positive=True)
 epsilon_step, kappa, L = sp.symbols("epsilon_step kappa L", nonnegative=True)
+d = sp.symbols("d", positive=True)
 
 
 def log_error(low: sp.Expr) -> sp.Expr:
@@ -100,9 +110,15 @@ EM_SOFT_ESTEP = Bound(
     rate=sp.log(1 / pi_floor) ** 2 / (8 * M**2),
 )
 
-_SOFT_STEP_MEANS = D * (
-    (sp.exp(2 * eta_pi) - 1) / 2 + (sp.exp(eta_resp) - 1) + sp.exp(eta_resp + eta_pi) * epsilon / pi_min
-)
+
+def soft_step_means(key_error: sp.Expr) -> sp.Expr:
+    r"""$\max_k\|\hat\mu_k^+ - \mu_k^+\|$ after one soft step whose E-step keys are off by $[-\Delta, 0]$."""
+    return D * (
+        (sp.exp(2 * key_error) - 1) / 2 + (sp.exp(eta_resp) - 1) + sp.exp(eta_resp + key_error) * epsilon / pi_min
+    )
+
+
+_SOFT_STEP_MEANS = soft_step_means(eta_pi)
 
 EM_SOFT_STEP = Bound(
     name="em_soft_step",
@@ -124,6 +140,25 @@ EM_SOFT_STATE_STEP = Bound(
     / (8 * M**2),
 )
 
+key_error_two_block = eta_pi + d * SQUARE_ABSOLUTE.expression / 2
+
+EM_TWO_BLOCK_STEP = Bound(
+    name="em_two_block_step",
+    quantity=r"\|(\hat\mu^+, \hat\pi^+) - (\mu^+, \pi^+)\|",
+    expression=sp.sqrt(K) * soft_step_means(key_error_two_block) + D * (sp.exp(key_error_two_block) - 1),
+    assumptions="one step of the two-block EM (unit variance) from an exact state; hinge log with M geometric "
+    "intervals of [epsilon, 1] and of [pi_floor, 1], hinge square with M uniform intervals of [-R, R]; every "
+    "|mu_ka| <= R, every pi_k >= pi_floor, every updated pi_k^+ >= pi_min; D >= data diameter; masked keys at "
+    "weight 0 (the default mask); state norm (sum_k ||mu_k||^2 + D^2 ||pi||_2^2)^(1/2)",
+    rate=D
+    * (
+        sp.sqrt(K) * (sp.log(1 / epsilon) ** 2 + sp.log(1 / pi_floor) ** 2 + 4 * d * R**2)
+        + sp.log(1 / pi_floor) ** 2
+        + 4 * d * R**2
+    )
+    / (8 * M**2),
+)
+
 EM_PROPAGATION = Bound(
     name="em_propagation",
     quantity=r"\|\hat\theta^{(L)} - \theta^{(L)}\|",
@@ -139,5 +174,6 @@ BOUNDS: list[Bound] = [
     EM_SOFT_ESTEP,
     EM_SOFT_STEP,
     EM_SOFT_STATE_STEP,
+    EM_TWO_BLOCK_STEP,
     EM_PROPAGATION,
 ]

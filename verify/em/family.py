@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfconstruct.constructions.em import EMConstruction
+from tfconstruct.constructions.em import EMConstruction, TwoBlockEM
 from tfconstruct.constructions.em.construction import tutorial_example
 from tfconstruct.theory import em as bounds
 
@@ -33,13 +33,13 @@ def benchmark(tokens: int) -> BenchmarkCase:
 FAMILY = Family(
     name="em",
     title="EM for Gaussian mixtures (soft EM and Lloyd)",
-    constructions={"EMConstruction": EMConstruction},
+    constructions={"EMConstruction": EMConstruction, "tgmm_two_block": TwoBlockEM},
     references={
         "soft_em": reference.soft_em,
         "lloyd": reference.lloyd,
         "sklearn_gmm_steps": reference.sklearn_gmm_steps,
     },
-    strategies={"mixtures": strategies.mixtures},
+    strategies={"mixtures": strategies.mixtures, "unit_variance_mixtures": strategies.unit_variance_mixtures},
     bounds=tuple(bounds.BOUNDS),
     studies=(sweep.STUDY,),
     section=section.run,

@@ -64,6 +64,12 @@ class MixtureInstance:
         return float(max(np.linalg.norm(self.points, axis=1).max(), np.linalg.norm(self.init_means, axis=1).max()))
 
     @property
+    def coordinate_radius(self) -> float:
+        """The largest |coordinate| of a point or initial mean (:class:`~tfconstruct.constructions.em.TwoBlockEM`'s
+        ``radius``)."""
+        return float(max(np.abs(self.points).max(), np.abs(self.init_means).max()))
+
+    @property
     def diameter(self) -> float:
         r"""$\max_{i,j}\|x_i - x_j\|$: bounds the distance of any point to any convex combination of points."""
         diff = self.points[:, None, :] - self.points[None, :, :]
@@ -179,4 +185,26 @@ def mixtures(
         init_radius=draw(init_fraction) * delta,
         scale=draw(scale),
         offset=draw(offset),
+    )
+
+
+@st.composite
+def unit_variance_mixtures(
+    draw: st.DrawFn,
+    clusters: st.SearchStrategy[int] = st.integers(2, 4),
+    dims: st.SearchStrategy[int] = st.integers(1, 6),
+    cluster_size: st.SearchStrategy[int] = st.integers(15, 60),
+    separation: st.SearchStrategy[float] = st.floats(3.5, 6.0),
+    init_fraction: st.SearchStrategy[float] = st.floats(0.0, 0.25),
+) -> MixtureInstance:
+    r"""Unit-variance mixtures ($\sigma = 1$, Gaussian noise, not clipped) with unequal cluster sizes, one size
+    drawn per cluster: the model of :class:`~tfconstruct.constructions.em.TwoBlockEM`. The separation
+    $\Delta \ge 3.5\sigma$ and the sizes (at most 4 to 1) keep every EM weight well above $1/(5K)$, and the
+    initialisation is within ``init_fraction``$\cdot\Delta$ of the truth.
+    """
+    k, d = draw(clusters), draw(dims)
+    sizes = [draw(cluster_size) for _ in range(k)]
+    delta = draw(separation)
+    return build_mixture(
+        draw(st.integers(0, 2**32 - 1)), k, d, sizes, separation=delta, init_radius=draw(init_fraction) * delta
     )
