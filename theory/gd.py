@@ -25,7 +25,7 @@ from typing import Iterable
 
 import sympy as sp
 
-from tfconstruct.theory import Bound
+from tfconstruct.theory import Bound, Claim
 
 q, w, kappa, rho, L = sp.symbols("q w kappa rho L", positive=True)
 
@@ -51,3 +51,12 @@ GD_PREDICTION = Bound(
 )
 
 BOUNDS = [GD_PREDICTION]
+
+#: von Oswald et al.'s statement of the shape (the resource table compares the built model with it)
+VON_OSWALD_GD = Claim(
+    source="von Oswald et al. 2023, Proposition 1",
+    layers_per_step=1,
+    heads="1 linear self-attention head",
+    heads_at=lambda sizes: 1,
+    error="exact",
+)

@@ -4,7 +4,7 @@ A family (shipped or a user's plugin) registers a :class:`Family`; its studies a
 declared :class:`Param` grids, :class:`BoundColumn` claims and :class:`Fit` rates; its report section returns a
 :class:`SectionResult` of :class:`Check` s; its tests use :func:`check_bound`, :func:`assert_exact`,
 :func:`assert_rate` and the hypothesis profiles of :func:`load_profile`, and :func:`check_family` exercises every
-part of a family.
+part of a family. Its construction variants (:class:`Variant`) enter the resource table.
 """
 
 from .bound_check import (
@@ -22,6 +22,7 @@ from .plots import (
     weight_heatmap as weight_heatmap,
 )
 from .rates import assert_rate as assert_rate, fit_slope as fit_slope
+from .resources import Variant as Variant
 from .results import Check as Check, ReportContext as ReportContext, SectionResult as SectionResult
 from .study import (
     NOT_APPLICABLE as NOT_APPLICABLE,

@@ -1,5 +1,6 @@
 """Command-line interface: ``report`` runs the main job; ``bounds`` prints the theory; ``docs`` regenerates the
-tutorials; ``sweep`` runs a resumable study; ``benchmark`` times the forward passes. Every command sees the
+tutorials; ``sweep`` runs a resumable study; ``benchmark`` times the forward passes; ``resources`` prints every
+variant's shape against the papers' claims. Every command sees the
 registered families: the installed ones (entry-point group ``tfconstruct.families``) and any ``--plugin``.
 
 Exit status: 0 every check passed; 1 a check or bound failed; 2 a usage or input error (one line, no traceback);
@@ -19,6 +20,7 @@ from tfconstruct.theory.bound import Bound
 from tfconstruct.theory.latex import format_latex, format_text
 from tfconstruct.theory.registry import all_bounds
 
+from . import resources
 from .approximation.study import STUDY as APPROXIMATION
 from .benchmark import run_benchmark
 from .families import PluginError, registered, tutorials
@@ -108,6 +110,8 @@ def _run(argv: list[str], plugin_specs: list[str]) -> int:
         return 0
     if args.command == "bounds":
         return _print_bounds(families, args.name, args.latex)
+    if args.command == "resources":
+        return _print_resources([family for family in families if not args.family or family.name in args.family])
     if args.command == "benchmark":
         for flag in ("tokens", "batch", "repeats"):
             values = getattr(args, flag)
@@ -205,11 +209,15 @@ def build_parser(
         "--only",
         nargs="+",
         metavar="SECTION",
-        help=f"run only these sections ({', '.join([*names, 'theory', 'float32'])})",
+        help=f"run only these sections ({', '.join([*names, 'theory', 'float32', 'resources'])})",
     )
     bounds = commands.add_parser("bounds", help="print every registered error bound (plain text or LaTeX)")
     bounds.add_argument("--latex", action="store_true", help="print a LaTeX fragment instead of plain text")
     bounds.add_argument("--name", action="append", help="print only this bound (repeatable)")
+    table = commands.add_parser(
+        "resources", help="every variant's layers, heads and width counted from its model, against the papers' claims"
+    )
+    table.add_argument("--family", nargs="+", choices=names, help="only these families' variants")
     docs = commands.add_parser("docs", help="regenerate the tutorials (one per registered example)")
     docs.add_argument("--out", type=Path, default=Path("docs"), help="output folder (default: ./docs)")
     docs.add_argument("--family", nargs="+", choices=names, help="only these families' tutorials")
@@ -230,6 +238,16 @@ def build_parser(
     )
     benchmark.add_argument("--family", nargs="+", choices=names, help="only these families")
     return parser, commands, study_parsers
+
+
+def _print_resources(families: Sequence[Family]) -> int:
+    """The resource table (Markdown); 1 if a fitted rate misses its expected order."""
+    table = resources.rows(families)
+    print(resources.markdown(table))
+    missed = [check.name for check in resources.checks(table) if not check.passed]
+    for name in missed:
+        print(f"RATE MISSED: {name}", file=sys.stderr)
+    return 1 if missed else 0
 
 
 def _print_bounds(families: Sequence[Family], names: list[str] | None, latex: bool) -> int:

@@ -12,7 +12,9 @@
   $W_Q, W_K, W_V, W_O$ form (:func:`~tfconstruct.constructions.export.export_attention`) to round-off;
 * the benchmark case runs on a batch of two to a finite stream, and its reference runs too;
 * on the tutorial and benchmark models, every sublayer computed in its factors (the forward pass) equals the
-  full-matrix reference (``dense_output``) to round-off, on the streams it sees.
+  full-matrix reference (``dense_output``) to round-off, on the streams it sees;
+* every resource-table variant builds with 1 and 2 steps (the second adding sublayers) and, when measured, its
+  fitted rate is within its tolerance of the expected one.
 
 The shipped families and the example plugin are checked by ``tests/test_families.py`` with this function.
 """
@@ -28,7 +30,9 @@ from tfconstruct.constructions.construction import Construction, TutorialExample
 from tfconstruct.constructions.export import export_attention
 from tfconstruct.constructions.model import Trace, Transformer
 
+from . import resources
 from .family import BenchmarkCase, Family
+from .resources import Variant
 from .study import Study
 
 EXPORT_TOLERANCE = 1e-12  # relative to the largest entry of the sublayer's output (export, factored vs dense)
@@ -57,6 +61,8 @@ def check_family(family: Family, *, measure: bool = True) -> None:
     for name, factory in family.tutorials.items():
         _attempt(problems, f"tutorial {name!r}", lambda factory=factory: _tutorial(factory))
     _attempt(problems, "benchmark", lambda: _benchmark(family.benchmark))
+    for variant in family.variants:
+        _attempt(problems, f"variant {variant.name!r}", lambda variant=variant: _variant(variant, family.name, measure))
     if problems:
         raise FamilyCheckFailed(f"family {family.name!r}: " + "; ".join(problems))
 
@@ -66,6 +72,19 @@ def _attempt(problems: list[str], part: str, action: Callable[[], Any]) -> None:
         action()
     except Exception as err:  # each part's failure is collected and reported with the others
         problems.append(f"{part}: {type(err).__name__}: {err}")
+
+
+def _variant(variant: Variant, family: str, measure: bool) -> None:
+    """Count the variant's resources (one step must add layers) and, with ``measure``, fit its rate."""
+    row = (
+        resources.measure(variant, family)
+        if measure
+        else resources.Row(variant, family, resources.count(variant, variant.knob_values[0]))
+    )
+    if row.resources.attention_per_step + row.resources.mlps_per_step < 1:
+        raise ValueError("build(2, knob) has no more sublayers than build(1, knob): steps must add layers")
+    if row.rate_ok is False:
+        raise ValueError(f"fitted rate {row.rate:.3f}, expected {row.variant.expected_rate:g} ± {variant.tolerance:g}")
 
 
 def _measure_once(study: Study) -> None:

@@ -21,6 +21,9 @@ field              what it holds
                    :class:`~tfconstruct.constructions.construction.TutorialExample` (``docs/tutorial_<key>.md``)
 ``benchmark``      ``benchmark(tokens) -> BenchmarkCase``: a model, its input and the numpy reference, timed
 ``order``          optional: the section's place in the report (smaller first; default 100, after the shipped ones)
+``variants``       optional: the construction variants of the resource table
+                   (:class:`~tfconstruct.verify.resources.Variant`: a builder, the knob, the error against the
+                   reference, the paper's claim); ``tfconstruct resources`` and the report's resources section
 =================  =========================================================================================
 """
 
@@ -36,11 +39,18 @@ from tfconstruct.constructions.construction import TutorialExample
 from tfconstruct.constructions.model import Transformer
 from tfconstruct.theory.bound import Bound
 
+from .resources import Variant
 from .results import ReportContext, SectionResult
 from .study import SweepCommand
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-RESERVED_NAMES = ("theory", "float32", "tutorials", "approximation")  # report sections and a sweep study of the core
+RESERVED_NAMES = (
+    "theory",
+    "float32",
+    "resources",
+    "tutorials",
+    "approximation",
+)  # report sections and a sweep study of the core
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class Family:
     tutorials: Mapping[str, Callable[[], TutorialExample]]
     benchmark: Callable[[int], BenchmarkCase]
     order: int = 100
+    variants: tuple[Variant, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -96,6 +107,8 @@ class Family:
             problems.append(
                 f"studies must be a non-empty tuple of studies (tfconstruct.verify.Study), got {_shown(self.studies)}"
             )
+        if not isinstance(self.variants, (list, tuple)) or not all(isinstance(v, Variant) for v in self.variants):
+            problems.append(f"variants must be a tuple of tfconstruct.verify.Variant, got {_shown(self.variants)}")
         if not isinstance(self.order, int):
             problems.append(f"order must be an integer, got {self.order!r}")
         for part in ("section", "benchmark"):
@@ -105,6 +118,7 @@ class Family:
             raise ValueError(f"family {self.name!r} is incomplete: " + "; ".join(problems))
         object.__setattr__(self, "bounds", tuple(self.bounds))
         object.__setattr__(self, "studies", tuple(self.studies))
+        object.__setattr__(self, "variants", tuple(self.variants))
 
 
 def _sequence_of(value: Any, accepts: Callable[[Any], bool]) -> bool:

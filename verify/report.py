@@ -3,7 +3,9 @@
 One section per registered family (:mod:`tfconstruct.verify.families`), in the families' order (a section is the
 family's ``section(context) -> SectionResult``), then the theory section (every registered bound, the approximating
 parts; :mod:`tfconstruct.verify.approximation.section`), the float32 section (every family's model in float32
-against float64; :mod:`tfconstruct.verify.precision`) and the tutorials of the families reported on.
+against float64; :mod:`tfconstruct.verify.precision`), the resource table (every variant's shape counted from its
+model, against the papers' claims; :mod:`tfconstruct.verify.resources`) and the tutorials of the families reported
+on.
 
 A section that raises (a bug in a plugin, a device that fails) does not take the others down: it is reported as
 one failed check naming the error, its traceback goes to ``errors.log`` in the output folder, and
@@ -22,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from . import precision
+from . import precision, resources
 from .approximation import section as theory
 from .families import tutorials
 from .family import Family
@@ -34,16 +36,21 @@ THEORY: Section = ("theory", "Theory: bounds, slack and LaTeX", theory.run)
 
 
 def select_sections(families: Sequence[Family], only: Sequence[str] | None = None) -> list[Section]:
-    """``(key, title, run)`` of the sections to report: every family's, the theory and the float32 section, or those
-    in ``only`` (the float32 section covers the families named there, or all); then the tutorials of the families
-    chosen.
+    """``(key, title, run)`` of the sections to report: every family's, the theory, the float32 and the resources
+    section, or those in ``only`` (the float32 and resources sections cover the families named there, or all); then
+    the tutorials of the families chosen.
 
     Raises:
         ValueError: naming the unknown names and the available ones.
     """
     named = [family for family in families if only and family.name in only]
     float32: Section = ("float32", "Precision: float32 against float64", lambda c: precision.run(c, named or families))
-    sections = [(family.name, family.title, family.section) for family in families] + [THEORY, float32]
+    table: Section = (
+        "resources",
+        "Resources: every variant's shape against the papers' claims",
+        lambda c: resources.section(c, named or families),
+    )
+    sections = [(family.name, family.title, family.section) for family in families] + [THEORY, float32, table]
     known = [key for key, _, _ in sections]
     unknown = sorted(set(only or ()) - set(known))
     if unknown:

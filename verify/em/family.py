@@ -9,7 +9,7 @@ from tfconstruct.constructions.em.construction import tutorial_example
 from tfconstruct.theory import em as bounds
 
 from ..family import BenchmarkCase, Family
-from . import reference, section, strategies, sweep
+from . import reference, section, strategies, sweep, variants
 from .study import construction_for
 
 ITERATIONS = 5
@@ -46,4 +46,5 @@ FAMILY = Family(
     tutorials={"em": tutorial_example},
     benchmark=benchmark,
     order=20,
+    variants=variants.VARIANTS,
 )

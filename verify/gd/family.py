@@ -9,7 +9,7 @@ from tfconstruct.constructions.gd.regression import tutorial_example
 from tfconstruct.theory.gd import BOUNDS
 from tfconstruct.verify import BenchmarkCase, Family
 
-from . import reference, section, strategies, sweep
+from . import reference, section, strategies, sweep, variants
 
 STEPS, DIM = 20, 8
 
@@ -45,4 +45,5 @@ FAMILY = Family(
     tutorials={"gd": tutorial_example},
     benchmark=benchmark,
     order=40,
+    variants=variants.VARIANTS,
 )

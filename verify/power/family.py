@@ -10,7 +10,7 @@ from tfconstruct.constructions.power.covariance import tutorial_example
 from tfconstruct.theory import power as bounds
 
 from ..family import BenchmarkCase, Family
-from . import reference, section, strategies, sweep
+from . import reference, section, strategies, sweep, variants
 
 DIM, COMPONENTS, STEPS = 16, 2, 20
 
@@ -48,4 +48,5 @@ FAMILY = Family(
     tutorials={"power": tutorial_example},
     benchmark=benchmark,
     order=10,
+    variants=variants.VARIANTS,
 )

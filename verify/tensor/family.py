@@ -18,7 +18,7 @@ from tfconstruct.constructions.tensor import (
 from tfconstruct.theory import tensor as bounds
 
 from ..family import BenchmarkCase, Family
-from . import reference, section, strategies, sweep
+from . import reference, section, strategies, sweep, variants
 
 ITERATIONS = 10
 
@@ -61,4 +61,5 @@ FAMILY = Family(
     tutorials={"tensor": in_tokens.tutorial_example, "tensor_gmm": gmm.tutorial_example},
     benchmark=benchmark,
     order=30,
+    variants=variants.VARIANTS,
 )
