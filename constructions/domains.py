@@ -49,11 +49,11 @@ class InputDomain:
             lowest, highest = values.amin(dim=(1, 2)), values.amax(dim=(1, 2))
         found = []
         below = (
-            lowest < self.low * (1 - RELATIVE_SLACK)
+            lowest < self.low - RELATIVE_SLACK * abs(self.low)
             if not self.clamp_below
             else torch.zeros_like(lowest, dtype=torch.bool)
         )
-        above = highest > self.high * (1 + RELATIVE_SLACK)
+        above = highest > self.high + RELATIVE_SLACK * abs(self.high)
         for b in torch.nonzero(below | above).flatten().tolist():
             found.append((b, float(lowest[b]) if bool(below[b]) else float(highest[b])))
         return found

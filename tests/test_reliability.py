@@ -424,3 +424,12 @@ def test_small_refusals_found_by_a_new_user(capsys):
     assert capsys.readouterr().err.startswith("tfconstruct: error: no bound named 'bogus'")
     plugin = "docs/examples/mean_family.py"
     assert main(["--plugin", plugin, "--plugin", plugin, "bounds", "--name", "power_eigenvalue_relative"]) == 0
+
+
+def test_a_domain_with_a_negative_end_keeps_its_round_off_slack():
+    from tfconstruct.constructions.domains import InputDomain
+
+    domain = InputDomain("z", -1.0, 2.0)
+    inside = torch.tensor([[[-1.0 - 5e-10], [2.0 + 1e-9]]], dtype=torch.float64)
+    assert domain.outside(inside) == []
+    assert domain.outside(torch.tensor([[[-1.0 - 1e-6], [0.0]]], dtype=torch.float64)) == [(0, -1.0 - 1e-6)]

@@ -19,10 +19,11 @@ class Claim:
 
     Attributes:
         source: the paper and the statement (``"TGMM (arXiv 2505.11918), Theorem 1"``).
-        layers_per_step: attention layers per algorithm step, where the paper gives a number (None: unstated).
+        layers_per_step: attention layers per algorithm step, where the paper gives a number (None: not a number).
         heads: the heads per layer as stated (``"O(1)"``, ``"d ReLU heads"``).
         heads_at: the stated head count at the built sizes (``{"d": 4, "K": 3, ...}``), where it is a formula.
         error: the stated error behaviour.
+        layers: the layers per step as stated, where that is not a number (``"O(K)"``).
     """
 
     source: str
@@ -30,6 +31,7 @@ class Claim:
     heads: str
     heads_at: Callable[[Mapping[str, int]], float] | None = None
     error: str = "not stated"
+    layers: str = "not stated"
 
 
 TGMM_EM = Claim(
@@ -43,6 +45,7 @@ HE_EM = Claim(
     layers_per_step=None,
     heads="M -> infinity (softmax heads as universal approximators)",
     error="exponential in d",
+    layers="O(K)",
 )
 TGMM_TENSOR = Claim(
     source="TGMM (arXiv 2505.11918), Theorem 2",

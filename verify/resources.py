@@ -189,7 +189,7 @@ def markdown(table: Sequence[Row]) -> str:
 
 
 def _layers(claim: Claim) -> str:
-    return "?" if claim.layers_per_step is None else f"{claim.layers_per_step:g}"
+    return claim.layers if claim.layers_per_step is None else f"{claim.layers_per_step:g}"
 
 
 def checks(table: Sequence[Row]) -> list[Check]:

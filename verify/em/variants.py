@@ -5,6 +5,11 @@ refresh by a linear head): its knob is the width $M$ of the log interpolants and
 ``STEPS`` steps against numpy soft EM falls as $M^{-2}$. Counted against TGMM's Theorem 1 shape (2 attention
 layers per EM step, $O(1)$ heads).
 
+``em.he_softmax_heads``: He et al.'s shape as TGMM reports it (:class:`~tfconstruct.constructions.em.softmax_heads.
+SoftmaxHeadsEM`): the log-responsibilities by one layer of $M + 1$ anchor-softmax heads per centroid (a sigmoid
+staircase, first order in $1/M$), so $K + 3$ attention layers per step; soft EM with fixed equal weights on
+overlapping clusters (every responsibility above the floor).
+
 ``em.tgmm_two_block``: TGMM Theorem 1's shape (:class:`~tfconstruct.constructions.em.TwoBlockEM`): one E block and
 one M block per step, the log and square interpolants of $M$ knots; the knob is $M$, the same error measure.
 """
@@ -14,8 +19,9 @@ from __future__ import annotations
 import torch
 
 from tfconstruct.constructions.em import TwoBlockEM
+from tfconstruct.constructions.em.softmax_heads import SoftmaxHeadsEM
 from tfconstruct.constructions.model import Transformer
-from tfconstruct.theory.claims import TGMM_EM
+from tfconstruct.theory.claims import HE_EM, TGMM_EM
 
 from ..resources import Variant
 from .reference import initial_state, soft_em
@@ -24,6 +30,8 @@ from .study import construction_for
 
 DIM, CLUSTERS, PER_CLUSTER, STEPS = 3, 3, 40, 3
 WIDTHS = (8, 16, 32, 64)
+HE_DIM, HE_CLUSTERS, HE_PER_CLUSTER, HE_BETA, HE_FLOOR = 2, 3, 10, 0.3, 0.05  # responsibilities stay >= 0.139
+HE_HEADS = (16, 64, 256, 1024)
 
 
 def instance() -> MixtureInstance:
@@ -62,6 +70,32 @@ def mean_error(width: int, shape: str = "ours") -> float:
     return float((readout.means[0] - torch.as_tensor(reference.means)).norm(dim=-1).max())
 
 
+def he_instance() -> MixtureInstance:
+    """Overlapping clusters (noise 0.5 at separation 1.5, beta 0.3): every responsibility above the floor."""
+    return build_mixture(0, HE_CLUSTERS, HE_DIM, HE_PER_CLUSTER, separation=1.5, noise=0.5, init_radius=0.3)
+
+
+def he_construction(steps: int, heads: int) -> SoftmaxHeadsEM:
+    return SoftmaxHeadsEM(
+        HE_DIM, components=HE_CLUSTERS, iterations=steps, heads=heads, beta=HE_BETA, radius=4.0, floor=HE_FLOOR
+    )
+
+
+def build_he(steps: int, heads: int) -> tuple[Transformer, torch.Tensor]:
+    mixture = he_instance()
+    construction = he_construction(steps, heads)
+    return construction.model, construction.embed(mixture.points, mixture.init_means)
+
+
+def he_error(heads: int) -> float:
+    r"""$\max_k \lVert\hat\mu_k - \mu_k\rVert$ after ``STEPS`` steps against numpy soft EM with fixed equal weights."""
+    mixture = he_instance()
+    readout = he_construction(STEPS, heads).run(mixture.points, mixture.init_means)
+    state = initial_state(mixture.init_means, variance=1.0 / HE_BETA)
+    reference = soft_em(mixture.points, state, STEPS, update_weights=False)[-1]
+    return float((readout.means[0] - torch.as_tensor(reference.means)).norm(dim=-1).max())
+
+
 VARIANTS = (
     Variant(
         name="em.ours",
@@ -87,5 +121,19 @@ VARIANTS = (
         claim=TGMM_EM,
         note="TGMM Theorem 1's shape: E block (softmax head, log-responsibility MLP) and M block (softmax head for "
         "the means without division, ReLU head for the weights, MLP refreshing c by log and square interpolants).",
+    ),
+    Variant(
+        name="em.he_softmax_heads",
+        algorithm="soft EM step",
+        build=build_he,
+        sizes={"d": HE_DIM, "K": HE_CLUSTERS, "n": HE_CLUSTERS * HE_PER_CLUSTER},
+        knob="heads",
+        knob_values=HE_HEADS,
+        error=he_error,
+        expected_rate=-1.0,
+        claim=HE_EM,
+        note="He et al.'s shape: a norm refresh, the exact softmax E-step, one layer of M + 1 anchor-softmax heads "
+        "per centroid computing log w_ik (a sigmoid staircase on [floor, 1]) and the M-step: K + 3 attention layers "
+        "per step; error first order in 1/M.",
     ),
 )
