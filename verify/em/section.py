@@ -33,6 +33,7 @@ from tfconstruct.verify.em.reference import (
     sklearn_responsibilities,
     soft_em,
 )
+from tfconstruct.verify.em.shapes import tgmm_shape_part
 from tfconstruct.verify.em.strategies import MixtureInstance, build_mixture, half_margins
 from tfconstruct.verify.em.study import (
     FLOOR,
@@ -115,6 +116,7 @@ def run(context: ReportContext) -> SectionResult:
         _temperature_study(context, study, instances, bound_checks),
         _accuracy_study(context, study),
         _sklearn_crosscheck(instances[0]),
+        tgmm_shape_part(instances, (8, 32) if context.quick else (8, 16, 32, 64, 128), bound_checks),
     ]
     violations = sum(not c.passed for c in bound_checks)
     checks = [c for part in parts for c in part.checks]
