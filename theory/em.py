@@ -46,6 +46,23 @@ $c_k - (\log\pi_k - \tfrac12\|\mu_k\|^2) \in [-\Delta, 0]$ with $\Delta = \eta_\
 E-step analysis above holds with $\eta_\pi$ replaced by $\Delta$, and the M-step is the soft one. The first step
 starts from an exact $c^{(0)}$, so it is covered with room to spare.
 
+**Spherical EM with variance updates** (:class:`tfconstruct.constructions.em.spherical.SphericalEM`). The E-step
+key is that of the variance $1/\hat r_k$ with $\hat r$ the hinge of $1/s$ on $M$ geometric intervals of
+$[s_{min}, s_{max}]$, $\rho_s = (s_{max}/s_{min})^{1/M}$: on $[t, \rho_s t]$, $h = t(\rho_s - 1)$ and
+$|f''| \le 2/t^3$, so $0 \le \hat r - 1/s \le (\rho_s - 1)^2/(4 s_{min})$ (convex, interpolant above). With
+$\|x_i - \mu_k\| \le D$, $\hat\lambda \approx \log s$ within $\eta_s$ (:data:`tfconstruct.theory.interpolation.LOG_ABSOLUTE`
+on $[s_{min}, s_{max}]$) and $\hat\ell(\pi)$ within $\eta_\pi$, every score is off by at most
+$\Delta = D^2(\rho_s - 1)^2/(8 s_{min}) + \tfrac d2\eta_s + \eta_\pi$ (two-sided), so
+$\hat w_{ik}/w_{ik} \in [e^{-2\Delta}, e^{2\Delta}]$: the soft step above with key error $2\Delta$ moves the means by
+at most $D\delta$, $\delta = (e^{4\Delta}-1)/2 + (e^{\eta_r}-1) + e^{\eta_r + 2\Delta}\varepsilon/\pi_{min}$, and
+$\|\hat\pi^+ - \pi^+\|_1 \le e^{2\Delta} - 1$. The variance is the weighted variance of the points under the M-step
+weights $\tilde w$: with $g_i = \|x_i - \mu_k^+\|^2 \in [0, D^2]$, $V(\tilde w) = E_{\tilde w}g - \|m(\tilde w) -
+\mu_k^+\|^2$, so $|\hat s_k - s_k| \le D^2(\delta + \delta^2)/d$; the tied $s = \sum_k\pi_k s_k$ adds at most
+$(e^{2\Delta} - 1)s_{max}$ (the bound includes it in both cases). In the state norm
+$(\sum_k\|\mu_k\|^2 + D^2\|\pi\|_2^2 + \sum_k s_k^2)^{1/2}$ one step is off by at most
+$\sqrt K(D\delta + \varepsilon_s) + D(e^{2\Delta} - 1)$, $\varepsilon_s$ the variance error. The first step starts
+from an exact key ($\Delta = 0$ there).
+
 **Propagation.** If the emulated map $\hat T$ is within $\varepsilon_{step}$ of the EM map $T$
 and $T$ is $\kappa$-Lipschitz on a region holding both trajectories, then
 $e_L \le \varepsilon_{step} + \kappa e_{L-1}$, so from the same start
@@ -159,6 +176,46 @@ EM_TWO_BLOCK_STEP = Bound(
     / (8 * M**2),
 )
 
+s_min, s_max = sp.symbols("s_min s_max", positive=True)
+rho_variance = (s_max / s_min) ** (1 / M)
+eta_variance = LOG_ABSOLUTE.expression.subs({knot_low: s_min, knot_high: s_max})
+inverse_error = (rho_variance - 1) ** 2 / (4 * s_min)
+key_error_spherical = D**2 * inverse_error / 2 + d * eta_variance / 2 + eta_pi
+_spherical_delta = soft_step_means(2 * key_error_spherical) / D
+_spherical_variance = (
+    D**2 * (_spherical_delta + _spherical_delta**2) / d + (sp.exp(2 * key_error_spherical) - 1) * s_max
+)
+_spherical_log_range = sp.log(s_max / s_min) ** 2
+_spherical_key_rate = (
+    D**2 * _spherical_log_range / (8 * s_min) + d * _spherical_log_range / 16 + sp.log(1 / pi_floor) ** 2 / 8
+)
+_spherical_delta_rate = 2 * _spherical_key_rate + sp.log(1 / epsilon) ** 2 / 8
+
+EM_SPHERICAL_KEY = Bound(
+    name="em_spherical_key",
+    quantity=r"\max_{i,k} |\hat s_{ik} - s_{ik}|",
+    expression=key_error_spherical,
+    assumptions="E-step key of SphericalEM: hinge 1/s and log s with M geometric intervals of [s_min, s_max], hinge "
+    "log pi with M geometric intervals of [pi_floor, 1]; every variance in [s_min, s_max], every pi_k >= pi_floor; "
+    "||x_i - mu_k|| <= D",
+    rate=_spherical_key_rate / M**2,
+)
+
+EM_SPHERICAL_STEP = Bound(
+    name="em_spherical_step",
+    quantity=r"\|(\hat\mu^+, \hat\pi^+, \hat s^+) - (\mu^+, \pi^+, s^+)\|",
+    expression=sp.sqrt(K) * (D * _spherical_delta + _spherical_variance) + D * (sp.exp(2 * key_error_spherical) - 1),
+    assumptions="one step of SphericalEM (spherical or tied variances) from an exact state; interpolants as "
+    "em_spherical_key and the log w hinge with M geometric intervals of [epsilon, 1]; every variance in "
+    "[s_min, s_max], every pi_k >= pi_floor, every updated pi_k^+ >= pi_min; D >= data diameter; masked keys at "
+    "weight 0 (the default mask); state norm (sum_k ||mu_k||^2 + D^2 ||pi||_2^2 + sum_k s_k^2)^(1/2)",
+    rate=(
+        sp.sqrt(K) * (D * _spherical_delta_rate + D**2 * _spherical_delta_rate / d + 2 * _spherical_key_rate * s_max)
+        + 2 * D * _spherical_key_rate
+    )
+    / M**2,
+)
+
 EM_PROPAGATION = Bound(
     name="em_propagation",
     quantity=r"\|\hat\theta^{(L)} - \theta^{(L)}\|",
@@ -175,5 +232,7 @@ BOUNDS: list[Bound] = [
     EM_SOFT_STEP,
     EM_SOFT_STATE_STEP,
     EM_TWO_BLOCK_STEP,
+    EM_SPHERICAL_KEY,
+    EM_SPHERICAL_STEP,
     EM_PROPAGATION,
 ]

@@ -6,6 +6,7 @@ import numpy as np
 
 from tfconstruct.constructions.em import EMConstruction, TwoBlockEM
 from tfconstruct.constructions.em.construction import tutorial_example
+from tfconstruct.constructions.em.spherical import SphericalEM
 from tfconstruct.theory import em as bounds
 
 from ..family import BenchmarkCase, Family
@@ -33,7 +34,7 @@ def benchmark(tokens: int) -> BenchmarkCase:
 FAMILY = Family(
     name="em",
     title="EM for Gaussian mixtures (soft EM and Lloyd)",
-    constructions={"EMConstruction": EMConstruction, "tgmm_two_block": TwoBlockEM},
+    constructions={"EMConstruction": EMConstruction, "tgmm_two_block": TwoBlockEM, "spherical": SphericalEM},
     references={
         "soft_em": reference.soft_em,
         "lloyd": reference.lloyd,
