@@ -262,6 +262,7 @@ class MultiHeadAttention:
         return weights
 
     def describe(self) -> str:
-        lines = [f"attention {self.label!r} ({len(self.heads)} heads, {self.combine})"]
+        count = f"{len(self.heads)} head{'s' if len(self.heads) != 1 else ''}"
+        lines = [f"attention {self.label!r} ({count}, {self.combine})"]
         lines += ["  " + head.describe() for head in self.heads]
         return "\n".join(lines)

@@ -222,3 +222,16 @@ def test_a_mean_outside_the_square_interpolants_range_raises_a_domain_error(tgmm
     construction.layout.read(stream, "x")[0, : tgmm.size] *= 10.0
     with pytest.raises(DomainError, match=r"iter0\.mstep\.mlp.*smu.*radius"):
         construction.model(stream)
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([0.5, 0.3, 0.3], "weights must sum to 1 .* entry 0 sums to 1.1"),
+        ([1.1, -0.05, -0.05], "weights must be > 0, got smallest -0.05"),
+        ([0.995, 0.004, 0.001], "weights must be >= weight_floor=0.02; got smallest 0.001"),
+    ],
+)
+def test_initial_weights_name_what_is_wrong_with_them(tgmm, weights, message):
+    with pytest.raises(ValueError, match=message):
+        two_block_for(tgmm, 8).embed(tgmm.points, tgmm.init_means, np.array(weights))

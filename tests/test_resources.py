@@ -12,7 +12,7 @@ from tfconstruct.theory.gd import VON_OSWALD_GD
 from tfconstruct.verify import Variant, check_family
 from tfconstruct.verify.cli import main
 from tfconstruct.verify.conformance import FamilyCheckFailed
-from tfconstruct.verify.families import registered
+from tfconstruct.verify.families import PluginError, registered
 from tfconstruct.verify.gd.family import FAMILY as GD
 from tfconstruct.verify.gd.variants import build as gd_build
 from tfconstruct.verify.resources import compare, count, rows
@@ -101,3 +101,25 @@ def test_the_command_lists_the_chosen_families_and_refuses_unknown_ones(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["resources", "--family", "bogus"])
     assert stop.value.code == 2
+
+
+def test_a_broken_variant_is_named_and_variant_names_are_unique(capsys, monkeypatch):
+    broken = Variant("mine.broken", "step", lambda steps, knob: gd_build(steps, knob)[0], {"d": 4})
+    mine = dataclasses.replace(GD, name="mine", title="A plugin", variants=(broken,))
+    monkeypatch.setattr("tfconstruct.verify.cli.registered", lambda plugins: [mine])
+    assert main(["resources"]) == 3
+    assert "variant 'mine.broken' of family 'mine'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="an exact variant \\(knob 'none'\\) has no error to fit"):
+        Variant("x", "step", gd_build, {}, knob_values=(1, 2), error=lambda k: 1.0)
+    monkeypatch.undo()
+    twin = dataclasses.replace(GD, name="twin", title="A twin", variants=GD.variants)
+    monkeypatch.setattr("tfconstruct.verify.families.entry_point_families", lambda: [GD, twin])
+    with pytest.raises(PluginError, match="two families register a variant named 'gd.linear' \\('gd' and 'twin'\\)"):
+        registered()
+
+
+def test_a_knob_that_changes_heads_or_width_shows_both_ends(table):
+    from tfconstruct.verify.resources import markdown
+
+    text = markdown([table["power.heads"], table["power.mlp"]])
+    assert "| 10 -> 66 | 26 |" in text and "| 2 | 28 -> 66 |" in text

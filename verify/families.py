@@ -78,7 +78,7 @@ def registered(plugins: Sequence[str] = ()) -> list[Family]:
     """Every family of the entry points and of ``plugins``, by ``order`` then name.
 
     Raises:
-        PluginError: on a broken plugin, or two families with one name.
+        PluginError: on a broken plugin, or two families (or two families' variants) with one name.
     """
     sources = [("an installed entry point", family) for family in entry_point_families()]
     unique = list(dict.fromkeys(plugins))  # a plugin named twice is loaded once
@@ -91,6 +91,14 @@ def registered(plugins: Sequence[str] = ()) -> list[Family]:
                 "family names must be unique"
             )
         seen[family.name] = (source, family)
+    owners: dict[str, str] = {}
+    for source, family in seen.values():
+        for variant in family.variants:
+            if owners.setdefault(variant.name, family.name) != family.name:
+                raise PluginError(
+                    f"two families register a variant named {variant.name!r} ({owners[variant.name]!r} and "
+                    f"{family.name!r}); variant names must be unique"
+                )
     return sorted((family for _, family in seen.values()), key=lambda family: (family.order, family.name))
 
 

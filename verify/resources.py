@@ -13,8 +13,9 @@ algorithm steps (the difference is one step, without the layers before and after
 * the paper's :class:`~tfconstruct.theory.claims.Claim` and whether the variant uses fewer, as many or more attention
   layers per step, and heads per layer, than stated.
 
-``tfconstruct resources`` prints the table; the report's ``resources`` section holds it with one check per fitted
-rate.
+Heads per layer and MLP width are shown at the first and the last knob value (``10 -> 66``) where the knob changes
+them. Variant names are unique across the registered families. ``tfconstruct resources`` prints the table; the
+report's ``resources`` section holds it with one check per fitted rate (default tolerance 0.3 on the slope).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class Variant:
             raise ValueError(f"variant {self.name!r}: knob_values must be integers >= 1, got {self.knob_values!r}")
         if self.error is not None and len(self.knob_values) < 2:
             raise ValueError(f"variant {self.name!r}: fitting a rate needs at least two knob_values")
+        if self.error is not None and self.knob == "none":
+            raise ValueError(f"variant {self.name!r}: an exact variant (knob 'none') has no error to fit; drop error")
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,13 @@ class Resources:
     attention_total: int  # in the one-step model: the loop plus what runs before and after it
 
 
+class VariantFailed(RuntimeError):
+    """A variant's ``build`` or ``error`` raised; the message names the variant and its family."""
+
+
 @dataclass(frozen=True)
 class Row:
-    """One variant's line of the table."""
+    """One variant's line of the table; ``last``: the resources at the last knob value (where the knob varies)."""
 
     variant: Variant
     family: str
@@ -97,6 +104,7 @@ class Row:
     errors: tuple[float, ...] = ()
     rate: float | None = None
     comparison: dict[str, str] = field(default_factory=dict)
+    last: Resources | None = None
 
     @property
     def rate_ok(self) -> bool | None:
@@ -143,15 +151,23 @@ def _relation(counted: float, stated: float) -> str:
 
 
 def measure(variant: Variant, family: str) -> Row:
-    """Count the resources and, for an approximating variant, measure the error at every knob value and fit the
-    rate."""
-    resources = count(variant, variant.knob_values[0])
-    errors: tuple[float, ...] = ()
-    rate = None
-    if variant.error is not None:
-        errors = tuple(float(variant.error(knob)) for knob in variant.knob_values)
-        rate = fit_slope(variant.knob_values, errors, "loglog")
-    return Row(variant, family, resources, errors, rate, compare(resources, variant.claim, variant.sizes))
+    """Count the resources (at the first and the last knob value) and, for an approximating variant, measure the
+    error at every knob value and fit the rate.
+
+    Raises:
+        VariantFailed: naming the variant, when its ``build`` or ``error`` raises or its errors cannot be fitted.
+    """
+    try:
+        resources = count(variant, variant.knob_values[0])
+        last = count(variant, variant.knob_values[-1]) if len(variant.knob_values) > 1 else None
+        errors: tuple[float, ...] = ()
+        rate = None
+        if variant.error is not None:
+            errors = tuple(float(variant.error(knob)) for knob in variant.knob_values)
+            rate = fit_slope(variant.knob_values, errors, "loglog")
+    except Exception as err:  # a plugin's variant: say which one failed
+        raise VariantFailed(f"variant {variant.name!r} of family {family!r}: {type(err).__name__}: {err}") from err
+    return Row(variant, family, resources, errors, rate, compare(resources, variant.claim, variant.sizes), last)
 
 
 def rows(families: Sequence[Family]) -> list[Row]:
@@ -174,8 +190,9 @@ def markdown(table: Sequence[Row]) -> str:
             rate += f" ({v.expected_rate:g}{'' if row.rate_ok else ', MISSED'})"
         paper = "ours" if v.claim is None else f"layers/step {_layers(v.claim)}; heads {v.claim.heads}"
         versus = "; ".join(f"{k}: {text}" for k, text in row.comparison.items()) or "-"
+        heads, width = _span(r.heads, row.last and row.last.heads), _span(r.mlp_width, row.last and row.last.mlp_width)
         lines.append(
-            f"| {v.name} | {v.algorithm} | {r.attention_per_step} | {r.mlps_per_step} | {r.heads} | {r.mlp_width} | "
+            f"| {v.name} | {v.algorithm} | {r.attention_per_step} | {r.mlps_per_step} | {heads} | {width} | "
             f"{r.residual_width} | {r.tokens} | {v.knob} | {rate} | {paper} | {versus} |"
         )
         sizes = ", ".join(f"{k}={val}" for k, val in v.sizes.items())
@@ -183,9 +200,14 @@ def markdown(table: Sequence[Row]) -> str:
             "" if not row.errors else "; error " + ", ".join(f"{k}: {e:.2e}" for k, e in zip(v.knob_values, row.errors))
         )
         source = "" if v.claim is None else f" Paper: {v.claim.source} (error: {v.claim.error})."
-        counted = "" if v.knob == "none" else f"; counted at {v.knob} {v.knob_values[0]}"
-        notes.append(f"- **{v.name}** ({sizes}{counted}{measured}).{source} {v.note}")
+        counted = "" if v.knob == "none" else f"; counted at {v.knob} {v.knob_values[0]} and {v.knob_values[-1]}"
+        notes.append(f"- **{v.name}** ({sizes}{counted}{measured}).{source} {v.note}".rstrip())
     return "\n".join(lines + [""] + notes)
+
+
+def _span(first: int, last: int | None) -> str:
+    """``first``, or ``first -> last`` where the knob changes it."""
+    return f"{first}" if last is None or last == first else f"{first} -> {last}"
 
 
 def _layers(claim: Claim) -> str:

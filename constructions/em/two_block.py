@@ -343,11 +343,19 @@ class TwoBlockEM(Construction):
         pi = as_batch("weights", weights, 2)
         if tuple(pi.shape) != (batch, self.components):
             raise ValueError(f"weights must have shape ({batch}, {self.components}), got {tuple(pi.shape)}")
-        if bool((pi < self.weight_floor).any()) or bool(((pi.sum(-1) - 1).abs() > WEIGHT_SUM_TOLERANCE).any()):
+        sums = pi.sum(-1)
+        if bool(((sums - 1).abs() > WEIGHT_SUM_TOLERANCE).any()):
+            worst = int((sums - 1).abs().argmax())
             raise ValueError(
-                f"weights must be >= weight_floor={self.weight_floor:g} and sum to 1 (within "
-                f"{WEIGHT_SUM_TOLERANCE:g}) per batch entry; got smallest {float(pi.min()):.6g} (build with "
-                f"weight_floor <= that)"
+                f"weights must sum to 1 (within {WEIGHT_SUM_TOLERANCE:g}) per batch entry; entry {worst} sums to "
+                f"{float(sums[worst]):.6g}"
+            )
+        if bool((pi <= 0).any()):
+            raise ValueError(f"weights must be > 0, got smallest {float(pi.min()):.6g}")
+        if bool((pi < self.weight_floor).any()):
+            raise ValueError(
+                f"weights must be >= weight_floor={self.weight_floor:g}; got smallest {float(pi.min()):.6g} (build "
+                "with weight_floor <= that)"
             )
         return pi
 
