@@ -152,6 +152,8 @@ class PowerIteration(PowerConstruction):
             :meth:`for_data` picks it from the data with :func:`default_domain`).
         newton_steps: Newton refinements $N \ge 0$ of the norm before each eigenvector is stored (default 0).
         attention: ``"relu"`` (signed head pairs, the default) or ``"linear"`` scoring.
+        normaliser: ``"mlp"`` (the default: $\hat\phi_M$ as an MLP of $M + 2$ hinge units) or ``"heads"`` (the
+            spectral paper's Lemma B.2 shape: the same function as $M + 2$ ReLU heads in the rescale layer).
 
     Attributes:
         layout, model: the residual layout and the transformer.
