@@ -4,12 +4,10 @@ counted from the model, and refusals."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given, note, settings, strategies as st
+from hypothesis import given, note, settings
 
 from tfconstruct.constructions.domains import DomainError
 from tfconstruct.constructions.em.spherical import SphericalEM, SphericalReadout
@@ -17,8 +15,15 @@ from tfconstruct.theory.em import EM_PROPAGATION, EM_SPHERICAL_KEY, EM_SPHERICAL
 from tfconstruct.theory.interpolation import M
 from tfconstruct.verify.bound_check import check_bound
 from tfconstruct.verify.em.family import FAMILY
-from tfconstruct.verify.em.reference import MixtureState, initial_state, sklearn_gmm_steps, soft_em, soft_em_step
-from tfconstruct.verify.em.strategies import separated_centers
+from tfconstruct.verify.em.reference import (
+    MixtureState,
+    sklearn_gmm_steps,
+    soft_em,
+    soft_em_step,
+    state_distance,
+    variance_step_lipschitz,
+)
+from tfconstruct.verify.em.strategies import VarianceInstance, build_variance_mixture, variance_mixtures
 from tfconstruct.verify.rates import assert_rate
 from tfconstruct.verify.testing import assert_exact
 
@@ -26,88 +31,6 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 FLOOR, WEIGHT_FLOOR, STEPS = 1e-8, 0.02, 5
 WIDTHS = (16, 32, 64, 128, 256)
-
-
-@dataclass(frozen=True)
-class VarianceInstance:
-    """Points of a mixture with unequal variances and an initial state (weights, variances) off the truth."""
-
-    points: np.ndarray
-    start: MixtureState
-    variance_range: tuple[float, float]
-
-    @property
-    def clusters(self) -> int:
-        return self.start.means.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.points.shape[1]
-
-    @property
-    def radius(self) -> float:
-        return float(max(np.abs(self.points).max(), np.abs(self.start.means).max()))
-
-    @property
-    def diameter(self) -> float:
-        diff = self.points[:, None, :] - self.points[None, :, :]
-        return float(np.sqrt(np.einsum("ijd,ijd->ij", diff, diff).max()))
-
-
-def build_variance_mixture(
-    seed: int,
-    sizes: list[int],
-    dim: int,
-    variances: list[float],
-    *,
-    separation: float,
-    init_shift: float,
-    tied: bool = False,
-) -> VarianceInstance:
-    r"""Centres at pairwise distance $\ge$ ``separation``; cluster $k$ has noise $\sigma_k N(0, I)$ clipped to norm
-    $2\sigma_k\sqrt d$ (so every point is within $2\sigma_k\sqrt d$ of its centre); the start: means within
-    ``init_shift`` of the centres, weights the cluster fractions mixed 1:1 with uniform, variances the true ones
-    times factors in $[0.7, 1.4]$ (their weighted mean when ``tied``). ``variance_range`` covers $[0.3 s_{min},
-    3 s_{max}]$ of the true variances."""
-    rng = np.random.default_rng(seed)
-    k = len(sizes)
-    centers = separated_centers(rng, k, dim, separation)
-    sigma = np.sqrt(np.asarray(variances))
-    labels = rng.permutation(np.repeat(np.arange(k), sizes))
-    noise = rng.normal(size=(labels.size, dim))
-    norms = np.linalg.norm(noise, axis=1, keepdims=True)
-    noise *= np.minimum(1.0, 2.0 * np.sqrt(dim) / np.maximum(norms, 1e-300))
-    points = centers[labels] + sigma[labels, None] * noise
-    directions = rng.normal(size=(k, dim))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    means = centers + init_shift * directions
-    weights = 0.5 * np.asarray(sizes) / sum(sizes) + 0.5 / k
-    start_variances = np.asarray(variances) * rng.uniform(0.7, 1.4, size=k)
-    if tied:
-        start_variances = np.full(k, float(weights @ start_variances))
-    return VarianceInstance(
-        points, initial_state(means, weights, start_variances), (0.3 * min(variances), 3.0 * max(variances))
-    )
-
-
-@st.composite
-def variance_mixtures(draw: st.DrawFn, tied: bool = False) -> VarianceInstance:
-    r"""$K \in [2, 6]$, $d \in [1, 8]$, 6 to 14 points per cluster (unequal sizes), variances $10^{-u_k}$ with
-    $u_k \in [0, 1]$ (ratio up to 10), separation $8$ to $12$ (at least $4\sigma_{max}\sqrt 2$ beyond the clipped
-    noise, so every weight stays near its cluster's fraction), start within 0.5 of the centres."""
-    k, d = draw(st.integers(2, 6)), draw(st.integers(1, 8))
-    sizes = [draw(st.integers(6, 14)) for _ in range(k)]
-    variances = [10.0 ** -draw(st.floats(0.0, 1.0)) for _ in range(k)]
-    separation = draw(st.floats(8.0, 12.0)) * max(1.0, np.sqrt(d) / 2)
-    return build_variance_mixture(
-        draw(st.integers(0, 2**32 - 1)),
-        sizes,
-        d,
-        variances,
-        separation=separation,
-        init_shift=draw(st.floats(0.0, 0.5)),
-        tied=tied,
-    )
 
 
 def spherical_for(instance: VarianceInstance, width: int, iterations: int = STEPS, tied: bool = False) -> SphericalEM:
@@ -132,34 +55,6 @@ def run(instance: VarianceInstance, width: int, iterations: int = STEPS, tied: b
 
 def as_state(readout: SphericalReadout) -> MixtureState:
     return MixtureState(readout.means[0].numpy(), readout.weights[0].numpy(), readout.variances[0].numpy())
-
-
-def state_distance(a: MixtureState, b: MixtureState, diameter: float) -> float:
-    r"""$(\sum_k\|\Delta\mu_k\|^2 + D^2\|\Delta\pi\|^2 + \sum_k\Delta s_k^2)^{1/2}$, the bounds' state norm."""
-    return float(
-        np.sqrt(
-            ((a.means - b.means) ** 2).sum()
-            + diameter**2 * ((a.weights - b.weights) ** 2).sum()
-            + ((a.variances - b.variances) ** 2).sum()
-        )
-    )
-
-
-def lipschitz(points: np.ndarray, state: MixtureState, diameter: float, update: str, step: float = 1e-6) -> float:
-    r"""Spectral norm of the central-difference Jacobian of the EM map with variance updates in the state norm."""
-    k, d = state.means.shape
-
-    def flat(s: MixtureState) -> np.ndarray:
-        return np.concatenate([s.means.ravel(), diameter * s.weights, s.variances])
-
-    def mapped(z: np.ndarray) -> np.ndarray:
-        s = MixtureState(z[: k * d].reshape(k, d), z[k * d : k * d + k] / diameter, z[k * d + k :])
-        return flat(soft_em_step(points, s, variance_update=update))
-
-    z0 = flat(state)
-    h = step * max(1.0, float(np.abs(z0).max()))
-    columns = [(mapped(z0 + h * e) - mapped(z0 - h * e)) / (2 * h) for e in np.eye(z0.size)]
-    return float(np.linalg.norm(np.stack(columns, axis=1), ord=2))
 
 
 def step_bound(instance: VarianceInstance, width: int, pi_min: float) -> float:
@@ -235,7 +130,7 @@ def test_five_warm_started_steps_stay_within_the_propagated_bound(mixture):
     readouts = run(mixture, width)
     reference = soft_em(mixture.points, mixture.start, STEPS, variance_update="spherical")
     states = [mixture.start] + [MixtureState(s.means, s.weights, s.variances) for s in reference]
-    kappa = max(lipschitz(mixture.points, s, mixture.diameter, "spherical") for s in states[:-1])
+    kappa = max(variance_step_lipschitz(mixture.points, s, mixture.diameter, "spherical") for s in states[:-1])
     pi_min = min(min(s.weights.min() for s in reference), min(float(r.weights.min()) for r in readouts))
     step = step_bound(mixture, width, pi_min)
     errors = [state_distance(as_state(r), s, mixture.diameter) for r, s in zip(readouts, reference)]
@@ -276,7 +171,7 @@ def test_tied_variance_matches_the_shared_update_and_scikit_learn():
     for readout in readouts:  # one shared variance in every component
         assert float(readout.variances.max() - readout.variances.min()) == 0.0
     states = [instance.start] + [MixtureState(s.means, s.weights, s.variances) for s in reference]
-    kappa = max(lipschitz(instance.points, s, instance.diameter, "shared") for s in states[:-1])
+    kappa = max(variance_step_lipschitz(instance.points, s, instance.diameter, "shared") for s in states[:-1])
     pi_min = min(s.weights.min() for s in reference) * 0.99
     step = step_bound(instance, width, pi_min)
     for t, (readout, state) in enumerate(zip(readouts, reference), start=1):

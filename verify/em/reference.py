@@ -175,6 +175,55 @@ def step_lipschitz(
     return float(np.linalg.norm(np.stack(columns, axis=1), ord=2))
 
 
+def state_distance(a: MixtureState, b: MixtureState, diameter: float) -> float:
+    r"""$(\sum_k\|\Delta\mu_k\|^2 + D^2\|\Delta\pi\|^2 + \sum_k\Delta s_k^2)^{1/2}$, the state norm of the bounds
+    with variance updates (:data:`tfconstruct.theory.em.EM_SPHERICAL_STEP`), $D$ = ``diameter``."""
+    return float(
+        np.sqrt(
+            ((a.means - b.means) ** 2).sum()
+            + diameter**2 * ((a.weights - b.weights) ** 2).sum()
+            + ((a.variances - b.variances) ** 2).sum()
+        )
+    )
+
+
+def variance_step_lipschitz(
+    points: np.ndarray, state: MixtureState, diameter: float, update: VarianceUpdate, step: float = 1e-6
+) -> float:
+    r"""Local Lipschitz constant $\kappa$ of the EM map with variance updates (``update``) at ``state``: the
+    spectral norm of its central-difference Jacobian in the norm of :func:`state_distance`. An estimate of the
+    contraction factor used by the propagation bound, not a proof of it."""
+    k, d = state.means.shape
+
+    def flat(s: MixtureState) -> np.ndarray:
+        return np.concatenate([s.means.ravel(), diameter * s.weights, s.variances])
+
+    def mapped(z: np.ndarray) -> np.ndarray:
+        s = MixtureState(z[: k * d].reshape(k, d), z[k * d : k * d + k] / diameter, z[k * d + k :])
+        return flat(soft_em_step(points, s, variance_update=update))
+
+    z0 = flat(state)
+    h = step * max(1.0, float(np.abs(z0).max()))
+    columns = [(mapped(z0 + h * e) - mapped(z0 - h * e)) / (2 * h) for e in np.eye(z0.size)]
+    return float(np.linalg.norm(np.stack(columns, axis=1), ord=2))
+
+
+def spherical_log_likelihood(points: np.ndarray, state: MixtureState) -> float:
+    r"""$\sum_i \log\sum_k \pi_k\,(2\pi s_k)^{-d/2}\exp(-\|x_i - \mu_k\|^2/(2s_k))$, the log-likelihood of the
+    points under the spherical mixture ``state`` (scikit-learn's ``GaussianMixture.score`` times $n$), by a
+    max-shifted log-sum-exp."""
+    d = points.shape[1]
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(state.weights)
+    logits = (
+        log_weights
+        - squared_distances(points, state.means) / (2 * state.variances)
+        - 0.5 * d * np.log(2 * np.pi * state.variances)
+    )
+    top = logits.max(axis=1)
+    return float((top + np.log(np.exp(logits - top[:, None]).sum(axis=1))).sum())
+
+
 def lloyd_step(points: np.ndarray, means: np.ndarray) -> MixtureState:
     """One Lloyd iteration; ``weights`` are the cluster fractions, ``responsibilities`` one-hot labels."""
     labels = np.argmin(squared_distances(points, means), axis=1)
@@ -204,7 +253,20 @@ def sklearn_gmm_steps(
     covariance_type: Literal["spherical", "tied"] = "spherical",
     steps: int = 1,
 ) -> MixtureState:
-    r"""``steps`` EM iterations of ``sklearn.mixture.GaussianMixture`` from ``state``.
+    r"""``steps`` EM iterations of ``sklearn.mixture.GaussianMixture`` from ``state``: the last state of
+    :func:`sklearn_gmm_trajectory`."""
+    return sklearn_gmm_trajectory(points, state, covariance_type=covariance_type, steps=steps)[-1]
+
+
+def sklearn_gmm_trajectory(
+    points: np.ndarray,
+    state: MixtureState,
+    *,
+    covariance_type: Literal["spherical", "tied"] = "spherical",
+    steps: int = 1,
+) -> list[MixtureState]:
+    r"""The states after each of ``steps`` EM iterations of ``sklearn.mixture.GaussianMixture`` from ``state`` (one
+    warm-started ``fit`` with ``max_iter=1`` per step).
 
     ``"spherical"``: precisions $1/\sigma_k^2$; the variances are updated per component.
     ``"tied"``: precision matrix $I/\sigma^2$ (``state`` must share one variance); the returned
@@ -235,15 +297,17 @@ def sklearn_gmm_steps(
         reg_covar=0.0,
         warm_start=True,
     )
+    trajectory = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(steps):
             model.fit(points)
-    if covariance_type == "spherical":
-        variances = np.array(model.covariances_, dtype=np.float64)
-    else:
-        variances = np.full(k, np.trace(model.covariances_) / d)
-    return MixtureState(model.means_.copy(), model.weights_.copy(), variances)
+            if covariance_type == "spherical":
+                variances = np.array(model.covariances_, dtype=np.float64)
+            else:
+                variances = np.full(k, np.trace(model.covariances_) / d)
+            trajectory.append(MixtureState(model.means_.copy(), model.weights_.copy(), variances))
+    return trajectory
 
 
 def sklearn_responsibilities(points: np.ndarray, state: MixtureState) -> np.ndarray:

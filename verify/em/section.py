@@ -34,6 +34,7 @@ from tfconstruct.verify.em.reference import (
     soft_em,
 )
 from tfconstruct.verify.em.shapes import tgmm_shape_part
+from tfconstruct.verify.em.spherical_part import spherical_part
 from tfconstruct.verify.em.strategies import MixtureInstance, build_mixture, half_margins
 from tfconstruct.verify.em.study import (
     FLOOR,
@@ -117,6 +118,7 @@ def run(context: ReportContext) -> SectionResult:
         _accuracy_study(context, study),
         _sklearn_crosscheck(instances[0]),
         tgmm_shape_part(instances, (8, 32) if context.quick else (8, 16, 32, 64, 128), bound_checks),
+        spherical_part(context, bound_checks),
     ]
     violations = sum(not c.passed for c in bound_checks)
     checks = [c for part in parts for c in part.checks]

@@ -17,6 +17,9 @@ With $r_{noise} + r_{init} \le \Delta/4$ every point is closer to its own initia
 to any other by the half-margin
 $g_i = \tfrac12(\|x_i-\mu_{(2)}\|^2 - \|x_i-\mu_{(1)}\|^2) \ge \Delta(\Delta - 2r)/2 \ge \Delta^2/4$,
 $r = r_{noise} + r_{init}$, so Lloyd's first assignment is the true labelling.
+
+:func:`build_variance_mixture` builds mixtures with **unequal** variances (clipped noise $\sigma_k N(0, I)$) and a
+state $(\mu, \pi, s)$ off the truth, for :class:`~tfconstruct.constructions.em.SphericalEM`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 from hypothesis import strategies as st
+
+from tfconstruct.verify.em.reference import MixtureState, initial_state
 
 
 @dataclass(frozen=True)
@@ -207,4 +212,115 @@ def unit_variance_mixtures(
     delta = draw(separation)
     return build_mixture(
         draw(st.integers(0, 2**32 - 1)), k, d, sizes, separation=delta, init_radius=draw(init_fraction) * delta
+    )
+
+
+@dataclass(frozen=True)
+class VarianceInstance:
+    """A mixture with unequal variances (true ``labels`` and ``centers``) and an initial state off the truth."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    centers: np.ndarray
+    start: MixtureState
+    variance_range: tuple[float, float]
+    separation: float
+    seed: int
+
+    @property
+    def clusters(self) -> int:
+        return self.start.means.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.points.shape[1]
+
+    @property
+    def radius(self) -> float:
+        """The largest |coordinate| of a point or initial mean (:class:`~tfconstruct.constructions.em.SphericalEM`'s
+        ``radius``)."""
+        return float(max(np.abs(self.points).max(), np.abs(self.start.means).max()))
+
+    @property
+    def diameter(self) -> float:
+        r"""$\max_{i,j}\|x_i - x_j\|$."""
+        diff = self.points[:, None, :] - self.points[None, :, :]
+        return float(np.sqrt(np.einsum("ijd,ijd->ij", diff, diff).max()))
+
+    def fixed_variance(self) -> MixtureInstance:
+        r"""The same points, labels and initial means as a :class:`MixtureInstance` whose ``noise`` is the one shared
+        $\sigma$ a fixed-variance EM starts from: $\sigma^2 = \sum_k\pi^{(0)}_k s^{(0)}_k$."""
+        return MixtureInstance(
+            points=self.points,
+            labels=self.labels,
+            centers=self.centers,
+            init_means=self.start.means,
+            separation=self.separation,
+            noise=float(np.sqrt(self.start.weights @ self.start.variances)),
+            seed=self.seed,
+        )
+
+
+def build_variance_mixture(
+    seed: int,
+    sizes: Sequence[int],
+    dim: int,
+    variances: Sequence[float],
+    *,
+    separation: float,
+    init_shift: float,
+    tied: bool = False,
+) -> VarianceInstance:
+    r"""Centres at pairwise distance $\ge$ ``separation``; cluster $k$ has noise $\sigma_k N(0, I)$ clipped to norm
+    $2\sigma_k\sqrt d$ (so every point is within $2\sigma_k\sqrt d$ of its centre); the start: means within
+    ``init_shift`` of the centres, weights the cluster fractions mixed 1:1 with uniform, variances the true ones
+    times factors in $[0.7, 1.4]$ (their weighted mean when ``tied``). ``variance_range`` covers $[0.3 s_{min},
+    3 s_{max}]$ of the true variances."""
+    rng = np.random.default_rng(seed)
+    k = len(sizes)
+    centers = separated_centers(rng, k, dim, separation)
+    sigma = np.sqrt(np.asarray(variances))
+    labels = rng.permutation(np.repeat(np.arange(k), sizes))
+    noise = rng.normal(size=(labels.size, dim))
+    norms = np.linalg.norm(noise, axis=1, keepdims=True)
+    noise *= np.minimum(1.0, 2.0 * np.sqrt(dim) / np.maximum(norms, 1e-300))
+    points = centers[labels] + sigma[labels, None] * noise
+    directions = rng.normal(size=(k, dim))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    means = centers + init_shift * directions
+    weights = 0.5 * np.asarray(sizes) / sum(sizes) + 0.5 / k
+    start_variances = np.asarray(variances) * rng.uniform(0.7, 1.4, size=k)
+    if tied:
+        start_variances = np.full(k, float(weights @ start_variances))
+    return VarianceInstance(
+        points=points,
+        labels=labels,
+        centers=centers,
+        start=initial_state(means, weights, start_variances),
+        variance_range=(0.3 * min(variances), 3.0 * max(variances)),
+        separation=separation,
+        seed=seed,
+    )
+
+
+@st.composite
+def variance_mixtures(
+    draw: st.DrawFn, tied: bool = False, dims: st.SearchStrategy[int] = st.integers(1, 8)
+) -> VarianceInstance:
+    r"""$K \in [2, 6]$, $d$ from ``dims``, 6 to 14 points per cluster (unequal sizes), variances $10^{-u_k}$ with
+    $u_k \in [0, 1]$ (ratio up to 10), separation $8$ to $12$ times $\max(1, \sqrt d/2)$ (at least $4\sigma_{max}
+    \sqrt 2$ beyond the clipped noise, so every weight stays near its cluster's fraction), start within 0.5 of the
+    centres."""
+    k, d = draw(st.integers(2, 6)), draw(dims)
+    sizes = [draw(st.integers(6, 14)) for _ in range(k)]
+    variances = [10.0 ** -draw(st.floats(0.0, 1.0)) for _ in range(k)]
+    separation = draw(st.floats(8.0, 12.0)) * max(1.0, np.sqrt(d) / 2)
+    return build_variance_mixture(
+        draw(st.integers(0, 2**32 - 1)),
+        sizes,
+        d,
+        variances,
+        separation=separation,
+        init_shift=draw(st.floats(0.0, 0.5)),
+        tied=tied,
     )
