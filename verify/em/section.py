@@ -117,7 +117,7 @@ def run(context: ReportContext) -> SectionResult:
         _temperature_study(context, study, instances, bound_checks),
         _accuracy_study(context, study),
         _sklearn_crosscheck(instances[0]),
-        tgmm_shape_part(instances, (8, 32) if context.quick else (8, 16, 32, 64, 128), bound_checks),
+        tgmm_shape_part(instances, (32, 128) if context.quick else (8, 16, 32, 64, 128), bound_checks),
         spherical_part(context, bound_checks),
     ]
     violations = sum(not c.passed for c in bound_checks)
