@@ -41,6 +41,9 @@ def test_counts_are_the_documented_designs(table):
     two_block = table["em.tgmm_two_block"].resources
     assert (two_block.attention_per_step, two_block.mlps_per_step, two_block.heads) == (2, 2, 2)
     assert two_block.residual_width == 3 * 3 + 3 * 3 + 6
+    # variance updates: E block, M block, norm and variance block, key block; at most 2 heads
+    spherical = table["em.spherical"].resources
+    assert (spherical.attention_per_step, spherical.mlps_per_step, spherical.heads) == (4, 3, 2)
     # He et al.'s shape: K = 3 log layers of M + 1 = 17 anchor-softmax heads, plus norm refresh, E-step and M-step
     he = table["em.he_softmax_heads"].resources
     assert (he.attention_per_step, he.heads) == (3 + 3, 16 + 1)

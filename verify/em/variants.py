@@ -10,6 +10,11 @@ SoftmaxHeadsEM`): the log-responsibilities by one layer of $M + 1$ anchor-softma
 staircase, first order in $1/M$), so $K + 3$ attention layers per step; soft EM with fixed equal weights on
 overlapping clusters (every responsibility above the floor).
 
+``em.spherical``: soft EM with per-component variance updates
+(:class:`~tfconstruct.constructions.em.SphericalEM`), as scikit-learn's spherical ``GaussianMixture``; the knob is the
+width $M$ of its four interpolants ($\log w$, $\log\pi$, $1/s$, $\log s$), the error the state error after ``STEPS``
+steps (means, weights and variances) against numpy.
+
 ``em.tgmm_two_block``: TGMM Theorem 1's shape (:class:`~tfconstruct.constructions.em.TwoBlockEM`): one E block and
 one M block per step, the log and square interpolants of $M$ knots; the knob is $M$, the same error measure.
 """
@@ -24,8 +29,9 @@ from tfconstruct.constructions.model import Transformer
 from tfconstruct.theory.claims import HE_EM, TGMM_EM
 
 from ..resources import Variant
-from .reference import initial_state, soft_em
-from .strategies import MixtureInstance, build_mixture
+from .reference import initial_state, soft_em, state_distance
+from .spherical_part import as_state, spherical_for, spherical_trajectory
+from .strategies import MixtureInstance, VarianceInstance, build_mixture, build_variance_mixture
 from .study import construction_for
 
 DIM, CLUSTERS, PER_CLUSTER, STEPS = 3, 3, 40, 3
@@ -96,6 +102,26 @@ def he_error(heads: int) -> float:
     return float((readout.means[0] - torch.as_tensor(reference.means)).norm(dim=-1).max())
 
 
+def variance_instance() -> VarianceInstance:
+    """Variances 1, 0.3 and 0.1 (ratio 10), sizes 20 / 30 / 50, centres 3 apart in d = 3."""
+    return build_variance_mixture(0, [20, 30, 50], DIM, [1.0, 0.3, 0.1], separation=3.0, init_shift=0.5)
+
+
+def build_spherical(steps: int, width: int) -> tuple[Transformer, torch.Tensor]:
+    mixture = variance_instance()
+    construction = spherical_for(mixture.points, mixture.start, width, steps, mixture.variance_range)
+    start = mixture.start
+    return construction.model, construction.embed(mixture.points, start.means, start.weights, start.variances)
+
+
+def spherical_error(width: int) -> float:
+    r"""The state distance (means, weights, variances) after ``STEPS`` steps against numpy soft EM from the same start."""
+    mixture = variance_instance()
+    ours = as_state(spherical_trajectory(mixture.points, mixture.start, width, STEPS, mixture.variance_range)[-1])
+    reference = soft_em(mixture.points, mixture.start, STEPS, variance_update="spherical")[-1]
+    return state_distance(ours, reference, mixture.diameter)
+
+
 VARIANTS = (
     Variant(
         name="em.ours",
@@ -135,5 +161,19 @@ VARIANTS = (
         note="He et al.'s shape: a norm refresh, the exact softmax E-step, one layer of M + 1 anchor-softmax heads "
         "per centroid computing log w_ik (a sigmoid staircase on [floor, 1]) and the M-step: K + 3 attention layers "
         "per step; error first order in 1/M.",
+    ),
+    Variant(
+        name="em.spherical",
+        algorithm="soft EM step, variances updated",
+        build=build_spherical,
+        sizes={"d": DIM, "K": CLUSTERS, "n": 100},
+        knob="width",
+        knob_values=(32, 64, 128, 256),  # pre-asymptotic below 32: local slopes -1.7, -1.6 from M = 16
+        error=spherical_error,
+        expected_rate=-2.0,
+        claim=None,
+        note="Ours: E block, M block (means and E||x||^2 by one softmax head, pi exactly), an exact self-selecting "
+        "norm and variance block and a key block (r mu and r ||mu||^2 by self-selecting heads); no paper states a "
+        "variance-updating shape.",
     ),
 )
