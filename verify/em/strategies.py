@@ -275,7 +275,8 @@ def build_variance_mixture(
     $2\sigma_k\sqrt d$ (so every point is within $2\sigma_k\sqrt d$ of its centre); the start: means within
     ``init_shift`` of the centres, weights the cluster fractions mixed 1:1 with uniform, variances the true ones
     times factors in $[0.7, 1.4]$ (their weighted mean when ``tied``). ``variance_range`` covers $[0.3 s_{min},
-    3 s_{max}]$ of the true variances."""
+    3 s_{max}]$ over the true variances and each cluster's sample variance about its sample mean (with a few points
+    per cluster the sample variance, where EM settles, can lie far below the true one)."""
     rng = np.random.default_rng(seed)
     k = len(sizes)
     centers = separated_centers(rng, k, dim, separation)
@@ -292,12 +293,13 @@ def build_variance_mixture(
     start_variances = np.asarray(variances) * rng.uniform(0.7, 1.4, size=k)
     if tied:
         start_variances = np.full(k, float(weights @ start_variances))
+    sample = [float(np.mean((points[labels == j] - points[labels == j].mean(axis=0)) ** 2)) for j in range(k)]
     return VarianceInstance(
         points=points,
         labels=labels,
         centers=centers,
         start=initial_state(means, weights, start_variances),
-        variance_range=(0.3 * min(variances), 3.0 * max(variances)),
+        variance_range=(0.3 * min(*variances, *sample), 3.0 * max(*variances, *sample)),
         separation=separation,
         seed=seed,
     )
