@@ -29,7 +29,11 @@ def as_batch(name: str, value: ArrayLike, ndim: int, dtype: torch.dtype = torch.
             f"{name} must have {ndim - 1} or {ndim} dimensions (with a leading batch), got shape {tuple(tensor.shape)}"
         )
     if tensor.numel() and not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf); all entries must be finite")
+        first = tuple(torch.nonzero(~torch.isfinite(tensor))[0].tolist())
+        raise ValueError(
+            f"{name} contains non-finite values (NaN or inf), the first at index {first} of the batched shape "
+            f"{tuple(tensor.shape)}: {float(tensor[first])}; all entries must be finite"
+        )
     return tensor
 
 

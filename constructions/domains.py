@@ -75,7 +75,7 @@ class DomainViolation:
         return (
             f"sublayer {self.sublayer!r} read {self.subspace} = {self.value:.6g} in instance {self.instance}, outside "
             f"the domain [{self.domain.low:.6g}, {self.domain.high:.6g}] its interpolant is accurate on; move the "
-            f"domain's {end}{setter} to {self.value:.3g} or beyond"
+            f"domain's {end}{setter} past {self.value:.3g}, with a margin (later steps may go further)"
         )
 
 

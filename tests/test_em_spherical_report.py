@@ -129,3 +129,23 @@ def test_each_step_is_within_the_step_bound_up_to_dimension_32(instance: Varianc
         note(f"d = {instance.dim}: step error {error:.3g}, bound {bound:.3g}")
         assert error <= bound
         previous = MixtureState(ours.means, ours.weights, ours.variances)
+
+
+def test_a_new_users_refusals_name_the_cause():
+    """A range reaching below the floor's leak, weights not summing to 1, default variances outside the range and a
+    NaN at a named index."""
+    from tfconstruct.constructions.em import SphericalEM
+
+    rng = np.random.default_rng(0)
+    points, means = rng.standard_normal((60, 2)), np.array([[0.0, 0.0], [2.0, 2.0]])
+    with pytest.raises(ValueError, match=r"lower end 1e-06 is below what the log-responsibility floor leaks"):
+        SphericalEM(2, components=2, iterations=1, radius=8.0, variance_range=(1e-6, 10.0)).embed(points, means)
+    good = SphericalEM(2, components=2, iterations=1, radius=8.0)
+    with pytest.raises(ValueError, match="entry 0 sums to 0.9"):
+        good.embed(points, means, np.array([0.45, 0.45]))
+    with pytest.raises(ValueError, match=r"the default variances 1 \(none were given\)"):
+        SphericalEM(2, components=2, iterations=1, radius=8.0, variance_range=(0.01, 0.5)).embed(points, means)
+    bad = points.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(ValueError, match=r"the first at index \(0, 4, 1\)"):
+        good.embed(bad, means)

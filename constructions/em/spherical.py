@@ -8,7 +8,9 @@ State $(\mu_k, \pi_k, s_k)$, $s_k = \sigma_k^2$; one EM step
     \pi_k^+ = \frac1n\sum_i w_{ik},\quad \mu_k^+ = \frac{\sum_i w_{ik}x_i}{\sum_i w_{ik}},\quad
     s_k^+ = \frac1d\Big(\frac{\sum_i w_{ik}\|x_i\|^2}{\sum_i w_{ik}} - \|\mu_k^+\|^2\Big),
 
-and, ``tied=True``, one shared $s^+ = \sum_k \pi_k^+ s_k^+$ (the trace over $d$ of scikit-learn's tied covariance).
+and, ``tied=True``, one shared spherical variance $s^+ = \sum_k \pi_k^+ s_k^+$ (the numpy reference's
+``variance_update="tied"``). scikit-learn has no such model: its ``"tied"`` shares a *full* covariance, whose trace
+over $d$ equals $s^+$ after one step from a spherical start, but whose E-steps differ from the second step on.
 Since $-\|x_i\|^2/(2 s_k)$ differs across $k$, the E-step's query is $[x_i;\ \|x_i\|^2;\ 1]$ and its key
 $[\mu_k/s_k;\ -1/(2s_k);\ c_k]$, $c_k = -\|\mu_k\|^2/(2s_k) - \tfrac d2\log s_k + \log\pi_k$.
 
@@ -419,6 +421,14 @@ class SphericalEM(Construction):
                 f"a coordinate of the points or initial means has |value| {largest:.6g} > radius={self.radius:g}; "
                 f"every coordinate must be in [-radius, radius] (build with radius >= {largest:.6g})"
             )
+        leak = 10 * n * self.floor * 4 * self.radius**2
+        if self.variance_range[0] < leak:
+            raise ValueError(
+                f"variance_range's lower end {self.variance_range[0]:g} is below what the log-responsibility floor "
+                f"leaks into a variance, 10 n floor (2 radius)^2 = {leak:.3g} for n={n}: a component collapsing "
+                f"towards it would get a variance set by floor, not by the data; build with floor <= "
+                f"{self.variance_range[0] / (40 * n * self.radius**2):.3g} or variance_range starting at >= {leak:.3g}"
+            )
         pi = self._weights(weights, batch)
         s = self._variances(variances, batch)
         zeros = torch.zeros(batch, n, 1, dtype=x.dtype)
@@ -446,11 +456,19 @@ class SphericalEM(Construction):
         pi = as_batch("weights", weights, 2)
         if tuple(pi.shape) != (batch, self.components):
             raise ValueError(f"weights must have shape ({batch}, {self.components}), got {tuple(pi.shape)}")
-        if bool((pi < self.weight_floor).any()) or bool(((pi.sum(-1) - 1).abs() > WEIGHT_SUM_TOLERANCE).any()):
+        sums = pi.sum(-1)
+        if bool(((sums - 1).abs() > WEIGHT_SUM_TOLERANCE).any()):
+            worst = int((sums - 1).abs().argmax())
             raise ValueError(
-                f"weights must be >= weight_floor={self.weight_floor:g} and sum to 1 (within "
-                f"{WEIGHT_SUM_TOLERANCE:g}) per batch entry; got smallest {float(pi.min()):.6g} (build with "
-                f"weight_floor <= that)"
+                f"weights must sum to 1 (within {WEIGHT_SUM_TOLERANCE:g}) per batch entry; entry {worst} sums to "
+                f"{float(sums[worst]):.6g}"
+            )
+        if bool((pi <= 0).any()):
+            raise ValueError(f"weights must be > 0, got smallest {float(pi.min()):.6g}")
+        if bool((pi < self.weight_floor).any()):
+            raise ValueError(
+                f"weights must be >= weight_floor={self.weight_floor:g}; got smallest {float(pi.min()):.6g} (build "
+                "with weight_floor <= that)"
             )
         return pi
 
@@ -463,8 +481,9 @@ class SphericalEM(Construction):
             if tuple(s.shape) != (batch, self.components):
                 raise ValueError(f"variances must have shape ({batch}, {self.components}), got {tuple(s.shape)}")
         if bool((s < s_min).any()) or bool((s > s_max).any()):
+            given = "the default variances 1 (none were given)" if variances is None else "values"
             raise ValueError(
-                f"variances must lie in variance_range=({s_min:g}, {s_max:g}), got values in "
+                f"variances must lie in variance_range=({s_min:g}, {s_max:g}), got {given} in "
                 f"[{float(s.min()):.6g}, {float(s.max()):.6g}] (build with a variance_range covering them)"
             )
         if self.tied and bool((s != s[:, :1]).any()):
