@@ -32,6 +32,7 @@ ALLOWED_THIRD_PARTY = {
         "tensorly",
         "distributed",
         "cloudpickle",
+        "safetensors",
     },
 }
 #: the layers each layer may import (besides itself)
