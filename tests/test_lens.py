@@ -1,0 +1,54 @@
+"""TransformerLens interop (optional extra ``lens``): every family's models run as a ``HookedTransformer`` reproduce
+the hand-built residual stream, block by block, to round-off."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("transformer_lens", reason="the optional extra 'lens' (pip install -e '.[lens]')")
+
+from tfconstruct.constructions.trainable import StandardTransformer  # noqa: E402
+from tfconstruct.verify.families import load_plugin, registered  # noqa: E402
+from tfconstruct.verify.lens import run_hooked, to_hooked_transformer  # noqa: E402
+
+TOLERANCE = 1e-12
+FAMILIES = registered() + load_plugin("docs/examples/mean_family.py")
+CASES = [(f"{family.name} benchmark", family.benchmark(12)) for family in FAMILIES]
+
+
+def relative(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    ours, theirs = ours.detach(), theirs.detach()
+    return float((ours - theirs).abs().max() / theirs.abs().max().clamp(min=1e-300))
+
+
+@pytest.mark.parametrize("name, case", CASES, ids=[name for name, _ in CASES])
+def test_every_block_of_a_hooked_transformer_is_the_hand_built_stream(name, case):
+    stream = case.stream(2)
+    standard = StandardTransformer.from_construction(case.model)
+    hooked = to_hooked_transformer(standard, max_tokens=64)
+    output, cache = run_hooked(hooked, stream)
+    assert relative(output, case.model(stream)) < TOLERANCE
+    blocks = standard(stream, return_blocks=True)
+    for b in range(len(standard.blocks)):
+        assert relative(cache[f"blocks.{b}.hook_resid_post"], blocks[b + 1]) < TOLERANCE, (name, b)
+    assert hooked.cfg.normalization_type is None and hooked.cfg.attention_dir == "bidirectional"
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=[family.name for family in FAMILIES])
+def test_tutorial_models_keep_their_hook_names_in_the_cache(family):
+    for key, factory in family.tutorials.items():
+        example = factory()
+        standard = StandardTransformer.from_construction(example.model)
+        output, cache = run_hooked(to_hooked_transformer(standard, max_tokens=64), example.stream)
+        assert relative(output, example.model(example.stream)) < TOLERANCE, key
+        trace = example.model(example.stream, trace=True)
+        last = standard.specs[-1].mlp_hook or standard.specs[-1].attention_hook
+        assert relative(cache[f"blocks.{len(standard.blocks) - 1}.hook_resid_post"], trace[last]) < TOLERANCE
+        assert {"blocks.0.attn.hook_pattern", "blocks.0.attn.hook_z", "blocks.0.mlp.hook_post"} <= set(cache.keys())
+
+
+def test_bad_sizes_are_named():
+    standard = StandardTransformer.from_construction(CASES[0][1].model)
+    with pytest.raises(ValueError, match="max_tokens must be an integer >= 1, got 0"):
+        to_hooked_transformer(standard, max_tokens=0)
