@@ -125,7 +125,10 @@ class StandardAttention(nn.Module):
             heads = getattr(self, f"{scoring}_heads")
             s, mask = scores.index_select(1, heads), keys.index_select(1, heads)
             if scoring == "softmax":
-                pieces.append(torch.softmax(s.masked_fill(~mask, float("-inf")), dim=-1))
+                # a finite fill, then the mask again: a query with no key (possible once training moves a flag)
+                # gets zero weights instead of NaN; with keys, the weights are the same bit for bit
+                filled = s.masked_fill(~mask, torch.finfo(s.dtype).min)
+                pieces.append(torch.softmax(filled, dim=-1) * mask)
             else:
                 pieces.append((torch.relu(s) if scoring == "relu" else s) * mask)
         weights = torch.cat(pieces, dim=1).index_select(1, self.order)

@@ -20,7 +20,7 @@ def test_quick_report_runs_every_section_and_passes(tmp_path):
     payload = json.loads((tmp_path / "report.json").read_text())
     for family in FAMILIES:
         assert f"## {family.title}" in markdown
-    assert list(payload["sections"]) == [*names, "theory", "float32", "resources", "tutorials"]
+    assert list(payload["sections"]) == [*names, "theory", "float32", "resources", "training", "tutorials"]
     precision = payload["sections"]["float32"]["data"]["rows"]
     assert [row["family"] for row in precision] == names
     assert all(0 < row["deviation"] <= row["floor"] for row in precision)  # float32 is measurably not float64

@@ -1,6 +1,7 @@
 """Command-line interface: ``report`` runs the main job; ``bounds`` prints the theory; ``docs`` regenerates the
 tutorials; ``sweep`` runs a resumable study; ``benchmark`` times the forward passes; ``resources`` prints every
-variant's shape against the papers' claims. Every command sees the
+variant's shape against the papers' claims; ``train`` meta-trains a construction's architecture (``train compare``:
+the regimes against the hand-built weights). Every command sees the
 registered families: the installed ones (entry-point group ``tfconstruct.families``) and any ``--plugin``.
 
 Exit status: 0 every check passed; 1 a check or bound failed; 2 a usage or input error (one line, no traceback);
@@ -29,6 +30,9 @@ from .report import Outcome, run_report, select_sections
 from .results import ReportContext
 from .study import SweepCommand, add_arguments as add_sweep_arguments, run as run_sweep
 from .sweep import package_version
+from .train import REGIMES, TrainConfig, TrainError, train
+from .train_compare import LONG, QUICK, write_comparison
+from .train_tasks import TASKS
 from .tutorial import generate_tutorials
 
 
@@ -103,6 +107,8 @@ def _run(argv: list[str], plugin_specs: list[str]) -> int:
         command.error(problem)
     if args.command == "sweep":
         return run_sweep(args, sweep, studies)
+    if args.command == "train":
+        return _train(args, command)
     if args.command == "docs":
         chosen = [family for family in families if not args.family or family.name in args.family]
         for path in generate_tutorials(args.out, tutorials(chosen)):
@@ -209,8 +215,20 @@ def build_parser(
         "--only",
         nargs="+",
         metavar="SECTION",
-        help=f"run only these sections ({', '.join([*names, 'theory', 'float32', 'resources'])})",
+        help=f"run only these sections ({', '.join([*names, 'theory', 'float32', 'resources', 'training'])})",
     )
+    learn = commands.add_parser(
+        "train", help="meta-train a construction's architecture on its task (random, construction or trace regime)"
+    )
+    learn.add_argument("task", choices=[*sorted(TASKS), "compare"], help="the task, or compare: every regime")
+    learn.add_argument("--regime", choices=REGIMES, default="construction", help="initialisation and loss")
+    learn.add_argument("--depth", type=int, default=2, help="algorithm steps L (default 2)")
+    learn.add_argument("--width", type=int, default=8, help="the construction's width M (default 8)")
+    learn.add_argument("--steps", type=int, default=200, help="training steps (default 200; more extends a run)")
+    learn.add_argument("--out", type=Path, required=True, help="run folder (resumed if it holds this run)")
+    learn.add_argument("--quick", action="store_true", help="tiny instances and 10 steps (seconds)")
+    learn.add_argument("--seed", type=int, default=0)
+    learn.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
     bounds = commands.add_parser("bounds", help="print every registered error bound (plain text or LaTeX)")
     bounds.add_argument("--latex", action="store_true", help="print a LaTeX fragment instead of plain text")
     bounds.add_argument("--name", action="append", help="print only this bound (repeatable)")
@@ -238,6 +256,25 @@ def build_parser(
     )
     benchmark.add_argument("--family", nargs="+", choices=names, help="only these families")
     return parser, commands, study_parsers
+
+
+def _train(args: argparse.Namespace, command: argparse.ArgumentParser) -> int:
+    """``tfconstruct train``: one run (held-out error printed at the end) or the comparison."""
+    if args.task == "compare":
+        found = write_comparison(args.out, QUICK if args.quick else LONG, args.seed, args.device)
+        print(f"comparison written to {args.out / 'comparison.md'}")
+        return 0 if all(check.passed for check in found) else 1
+    steps = 10 if args.quick else args.steps
+    try:
+        config = TrainConfig(args.task, args.regime, args.depth, args.width, args.seed, args.quick)
+        result = train(config, steps, args.out, device=args.device)
+    except TrainError as err:
+        command.error(str(err))
+    print(
+        f"{args.task} {args.regime} L={args.depth} M={args.width}: step {result.step}, held-out error "
+        f"{result.held_out_error:.3e} (construction {result.construction_error:.3e}); saved in {args.out}"
+    )
+    return 0
 
 
 def _print_resources(families: Sequence[Family]) -> int:

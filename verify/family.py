@@ -48,6 +48,7 @@ RESERVED_NAMES = (
     "theory",
     "float32",
     "resources",
+    "training",
     "tutorials",
     "approximation",
 )  # report sections and a sweep study of the core

@@ -4,7 +4,9 @@ One section per registered family (:mod:`tfconstruct.verify.families`), in the f
 family's ``section(context) -> SectionResult``), then the theory section (every registered bound, the approximating
 parts; :mod:`tfconstruct.verify.approximation.section`), the float32 section (every family's model in float32
 against float64; :mod:`tfconstruct.verify.precision`), the resource table (every variant's shape counted from its
-model, against the papers' claims; :mod:`tfconstruct.verify.resources`) and the tutorials of the families reported
+model, against the papers' claims; :mod:`tfconstruct.verify.resources`), the training comparison (the
+construction's architecture trained in three regimes against the hand-built weights;
+:mod:`tfconstruct.verify.train_compare`) and the tutorials of the families reported
 on.
 
 A section that raises (a bug in a plugin, a device that fails) does not take the others down: it is reported as
@@ -24,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from . import precision, resources
+from . import precision, resources, train_compare
 from .approximation import section as theory
 from .families import tutorials
 from .family import Family
@@ -33,11 +35,12 @@ from .tutorial import tutorial_section
 
 Section = tuple[str, str, Callable[[ReportContext], SectionResult]]
 THEORY: Section = ("theory", "Theory: bounds, slack and LaTeX", theory.run)
+TRAINING: Section = ("training", "Training: trained versus constructed", train_compare.section)
 
 
 def select_sections(families: Sequence[Family], only: Sequence[str] | None = None) -> list[Section]:
-    """``(key, title, run)`` of the sections to report: every family's, the theory, the float32 and the resources
-    section, or those in ``only`` (the float32 and resources sections cover the families named there, or all); then
+    """``(key, title, run)`` of the sections to report: every family's, the theory, the float32, the resources and
+    the training section, or those in ``only`` (the float32 and resources sections cover the families named there, or all); then
     the tutorials of the families chosen.
 
     Raises:
@@ -50,7 +53,7 @@ def select_sections(families: Sequence[Family], only: Sequence[str] | None = Non
         "Resources: every variant's shape against the papers' claims",
         lambda c: resources.section(c, named or families),
     )
-    sections = [(family.name, family.title, family.section) for family in families] + [THEORY, float32, table]
+    sections = [(family.name, family.title, family.section) for family in families] + [THEORY, float32, table, TRAINING]
     known = [key for key, _, _ in sections]
     unknown = sorted(set(only or ()) - set(known))
     if unknown:
