@@ -263,7 +263,8 @@ class StandardTransformer(nn.Module):
         ``[b + 1]`` after block ``b``).
 
         Raises:
-            ValueError: naming ``stream`` unless it is ``(batch, tokens, d_model)`` in the parameters' dtype.
+            ValueError: naming ``stream`` unless it is a finite ``(batch, tokens, d_model)`` tensor in the parameters'
+                dtype.
         """
         dtype = next(self.parameters()).dtype if self.specs else stream.dtype
         if not isinstance(stream, torch.Tensor) or stream.ndim != 3 or stream.shape[-1] != self.d_model:
@@ -271,6 +272,8 @@ class StandardTransformer(nn.Module):
             raise ValueError(f"stream must have shape (batch, tokens, {self.d_model}), got {shape}")
         if stream.dtype != dtype:
             raise ValueError(f"stream has dtype {stream.dtype}, the parameters {dtype}; convert one of them")
+        if not bool(torch.isfinite(stream).all()):
+            raise ValueError("stream contains non-finite values (NaN or inf); all entries must be finite")
         streams = [stream]
         for block in self.blocks:
             streams.append(block(streams[-1]))

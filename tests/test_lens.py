@@ -26,7 +26,7 @@ def relative(ours: torch.Tensor, theirs: torch.Tensor) -> float:
 def test_every_block_of_a_hooked_transformer_is_the_hand_built_stream(name, case):
     stream = case.stream(2)
     standard = StandardTransformer.from_construction(case.model)
-    hooked = to_hooked_transformer(standard, max_tokens=64)
+    hooked = to_hooked_transformer(standard)
     output, cache = run_hooked(hooked, stream)
     assert relative(output, case.model(stream)) < TOLERANCE
     blocks = standard(stream, return_blocks=True)
@@ -40,7 +40,7 @@ def test_tutorial_models_keep_their_hook_names_in_the_cache(family):
     for key, factory in family.tutorials.items():
         example = factory()
         standard = StandardTransformer.from_construction(example.model)
-        output, cache = run_hooked(to_hooked_transformer(standard, max_tokens=64), example.stream)
+        output, cache = run_hooked(to_hooked_transformer(standard), example.stream)
         assert relative(output, example.model(example.stream)) < TOLERANCE, key
         trace = example.model(example.stream, trace=True)
         last = standard.specs[-1].mlp_hook or standard.specs[-1].attention_hook
@@ -48,7 +48,18 @@ def test_tutorial_models_keep_their_hook_names_in_the_cache(family):
         assert {"blocks.0.attn.hook_pattern", "blocks.0.attn.hook_z", "blocks.0.mlp.hook_post"} <= set(cache.keys())
 
 
-def test_bad_sizes_are_named():
-    standard = StandardTransformer.from_construction(CASES[0][1].model)
-    with pytest.raises(ValueError, match="max_tokens must be an integer >= 1, got 0"):
-        to_hooked_transformer(standard, max_tokens=0)
+def test_bad_inputs_are_named():
+    case = CASES[0][1]
+    with pytest.raises(TypeError, match="StandardTransformer.from_construction"):
+        to_hooked_transformer(case.model)
+    hooked = to_hooked_transformer(StandardTransformer.from_construction(case.model))
+    stream = case.stream(1)
+    for bad, message in (
+        (stream[0], "must be a tensor of shape"),
+        (stream[..., :-1], "must be a tensor of shape"),
+        (stream.float(), "has dtype torch.float32, the model torch.float64"),
+        (stream.numpy(), "must be a tensor of shape"),
+        (torch.full_like(stream, float("nan")), "non-finite"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            run_hooked(hooked, bad)

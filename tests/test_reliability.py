@@ -435,3 +435,12 @@ def test_a_domain_with_a_negative_end_keeps_its_round_off_slack():
     inside = torch.tensor([[[-1.0 - 5e-10], [2.0 + 1e-9]]], dtype=torch.float64)
     assert domain.outside(inside) == []
     assert domain.outside(torch.tensor([[[-1.0 - 1e-6], [0.0]]], dtype=torch.float64)) == [(0, -1.0 - 1e-6)]
+
+
+def test_the_lens_module_without_its_extra_says_how_to_install_it():
+    import importlib.util
+
+    if importlib.util.find_spec("transformer_lens") is not None:
+        pytest.skip("the extra is installed here; its own tests cover the module")
+    with pytest.raises(ImportError, match=r"optional extra 'lens'\): pip install -e \"\.\[lens\]\""):
+        import tfconstruct.verify.lens  # noqa: F401

@@ -101,6 +101,10 @@ def test_cli_exit_codes(tmp_path, capsys):
         ["train", "em", "--steps", "-1", "--out", str(tmp_path / "c")],
         ["train", "em", "--seed", "-3", "--out", str(tmp_path / "d")],
         ["train", "em", "--out", str(tmp_path / "run" / "model.safetensors")],
+        ["train", "em", "--width", "100000", "--out", str(tmp_path / "e")],
+        ["train", "em", "--depth", "1000", "--out", str(tmp_path / "f")],
+        ["train", "compare", "--depth", "3", "--out", str(tmp_path / "g")],
+        ["train", "em", "--steps", "-5", "--quick", "--out", str(tmp_path / "h")],
     ):
         with pytest.raises(SystemExit) as stopped:
             main(bad)
@@ -121,3 +125,11 @@ def test_report_section_quick_passes_its_checks(tmp_path):
     )
     assert (tmp_path / "figures" / "training.png").stat().st_size > 10_000
     assert "| em | 1 | 8 | none |" in result.markdown
+
+
+def test_an_explicit_steps_wins_over_quick_and_a_shorter_rerun_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "pca", "--depth", "1", "--quick", "--steps", "3", "--out", str(out)]) == 0
+    assert "step 3, held-out error" in capsys.readouterr().out
+    assert main(["train", "pca", "--depth", "1", "--quick", "--steps", "2", "--out", str(out)]) == 0
+    assert "already at step 3 (> --steps 2); nothing was trained" in capsys.readouterr().out

@@ -30,7 +30,7 @@ from .report import Outcome, run_report, select_sections
 from .results import ReportContext
 from .study import SweepCommand, add_arguments as add_sweep_arguments, run as run_sweep
 from .sweep import package_version
-from .train import REGIMES, TrainConfig, TrainError, train
+from .train import REGIMES, TrainConfig, TrainError, TrainInterrupted, train
 from .train_compare import LONG, QUICK, write_comparison
 from .train_tasks import TASKS
 from .tutorial import generate_tutorials
@@ -221,12 +221,18 @@ def build_parser(
         "train", help="meta-train a construction's architecture on its task (random, construction or trace regime)"
     )
     learn.add_argument("task", choices=[*sorted(TASKS), "compare"], help="the task, or compare: every regime")
-    learn.add_argument("--regime", choices=REGIMES, default="construction", help="initialisation and loss")
-    learn.add_argument("--depth", type=int, default=2, help="algorithm steps L (default 2)")
-    learn.add_argument("--width", type=int, default=8, help="the construction's width M (default 8)")
-    learn.add_argument("--steps", type=int, default=200, help="training steps (default 200; more extends a run)")
+    learn.add_argument("--regime", choices=REGIMES, default=None, help="initialisation and loss (default construction)")
+    learn.add_argument(
+        "--depth", type=int, default=None, help=f"algorithm steps L in [1, {MAX_TRAIN_DEPTH}] (default 2)"
+    )
+    learn.add_argument(
+        "--width", type=int, default=None, help=f"the construction's width M in [1, {MAX_TRAIN_WIDTH}] (default 8)"
+    )
+    learn.add_argument(
+        "--steps", type=int, default=None, help="training steps (default 200, 10 with --quick; more extends a run)"
+    )
     learn.add_argument("--out", type=Path, required=True, help="run folder (resumed if it holds this run)")
-    learn.add_argument("--quick", action="store_true", help="tiny instances and 10 steps (seconds)")
+    learn.add_argument("--quick", action="store_true", help="tiny instances and, unless --steps, 10 steps (seconds)")
     learn.add_argument("--seed", type=int, default=0)
     learn.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
     bounds = commands.add_parser("bounds", help="print every registered error bound (plain text or LaTeX)")
@@ -258,18 +264,38 @@ def build_parser(
     return parser, commands, study_parsers
 
 
+MAX_TRAIN_DEPTH, MAX_TRAIN_WIDTH = 64, 4096  # beyond, one step takes minutes and the checkpoint gigabytes
+
+
 def _train(args: argparse.Namespace, command: argparse.ArgumentParser) -> int:
     """``tfconstruct train``: one run (held-out error printed at the end) or the comparison."""
+    given = [f"--{flag}" for flag in ("regime", "depth", "width", "steps") if getattr(args, flag) is not None]
     if args.task == "compare":
+        if given:
+            command.error(f"train compare runs its own plan of regimes, depths, widths and steps; drop {given}")
         found = write_comparison(args.out, QUICK if args.quick else LONG, args.seed, args.device)
         print(f"comparison written to {args.out / 'comparison.md'}")
         return 0 if all(check.passed for check in found) else 1
-    steps = 10 if args.quick else args.steps
+    depth = 2 if args.depth is None else args.depth
+    width = 8 if args.width is None else args.width
+    for flag, value, top in (("depth", depth, MAX_TRAIN_DEPTH), ("width", width, MAX_TRAIN_WIDTH)):
+        if not 1 <= value <= top:
+            command.error(f"--{flag} must be an integer in [1, {top}], got {value}")
+    steps = args.steps if args.steps is not None else 10 if args.quick else 200
     try:
-        config = TrainConfig(args.task, args.regime, args.depth, args.width, args.seed, args.quick)
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        command.error(f"--out {args.out} cannot be created: {err.strerror}")
+    try:
+        config = TrainConfig(args.task, args.regime or "construction", depth, width, args.seed, args.quick)
         result = train(config, steps, args.out, device=args.device)
     except TrainError as err:
         command.error(str(err))
+    except TrainInterrupted as stop:
+        print(f"\ntfconstruct: interrupted; {stop}; re-run the same command to resume", file=sys.stderr)
+        return 130
+    if result.step > steps:
+        print(f"the run in {args.out} is already at step {result.step} (> --steps {steps}); nothing was trained")
     print(
         f"{args.task} {args.regime} L={args.depth} M={args.width}: step {result.step}, held-out error "
         f"{result.held_out_error:.3e} (construction {result.construction_error:.3e}); saved in {args.out}"

@@ -30,27 +30,41 @@ import math
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
-from transformer_lens.hook_points import HookPoint
+
+try:
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.hook_points import HookPoint
+except ImportError as missing:  # the optional extra is not installed
+    raise ImportError(
+        "tfconstruct.verify.lens needs TransformerLens below version 4 (the optional extra 'lens'): "
+        'pip install -e ".[lens]" or pip install "transformer-lens>=2.16,<4"'
+    ) from missing
 
 from tfconstruct.constructions.trainable import HeadSpec, StandardTransformer
 
 
-def to_hooked_transformer(standard: StandardTransformer, *, max_tokens: int = 4096) -> HookedTransformer:
-    """The ``HookedTransformer`` computing ``standard``'s blocks (module docstring); ``max_tokens`` sizes its unused
-    position embedding. Run it on a stream with :func:`run_hooked`.
+def to_hooked_transformer(standard: StandardTransformer) -> HookedTransformer:
+    """The ``HookedTransformer`` computing ``standard``'s blocks (module docstring). Run it on a stream with
+    :func:`run_hooked`: block ``b`` of TransformerLens is ``standard.specs[b]``, whose ``hook`` names the hand-built
+    sublayer after which the streams agree. Its position embedding is never used (the stream enters at layer 0), so
+    any number of tokens runs. ``hooked.reset_hooks(including_permanent=True)`` removes the heads' rules and turns
+    every head back into TransformerLens's plain softmax: the model then no longer computes the construction.
 
     Raises:
-        ValueError: for ``max_tokens`` < 1.
+        TypeError: unless ``standard`` is a :class:`StandardTransformer` (build one with
+            ``StandardTransformer.from_construction(model)``).
     """
-    if isinstance(max_tokens, bool) or int(max_tokens) != max_tokens or max_tokens < 1:
-        raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+    if not isinstance(standard, StandardTransformer):
+        raise TypeError(
+            f"standard must be a StandardTransformer, got {type(standard).__name__}; convert a construction's model "
+            "with StandardTransformer.from_construction(model)"
+        )
     specs = standard.specs
     dtype = next(standard.parameters()).dtype
     config = HookedTransformerConfig(
         n_layers=len(specs),
         d_model=standard.d_model,
-        n_ctx=int(max_tokens),
+        n_ctx=1,
         d_head=max(1, *(spec.d_head for spec in specs)),
         n_heads=max(1, *(len(spec.heads) for spec in specs)),
         d_mlp=max(1, *(spec.d_mlp for spec in specs)),
@@ -84,7 +98,20 @@ def to_hooked_transformer(standard: StandardTransformer, *, max_tokens: int = 40
 
 def run_hooked(hooked: HookedTransformer, stream: torch.Tensor, **cache_options: Any) -> tuple[torch.Tensor, Any]:
     """``(final stream, cache)``: every block run on ``stream`` ``(batch, tokens, d_model)`` from layer 0 (no
-    embedding, no unembedding) with ``run_with_cache``."""
+    embedding, no unembedding) with ``run_with_cache``.
+
+    Raises:
+        ValueError: naming ``stream`` unless it is a finite tensor of shape ``(batch, tokens, d_model)`` in the
+            model's dtype.
+    """
+    d_model, dtype = hooked.cfg.d_model, hooked.cfg.dtype
+    if not isinstance(stream, torch.Tensor) or stream.ndim != 3 or stream.shape[-1] != d_model:
+        shape = tuple(stream.shape) if isinstance(stream, torch.Tensor) else type(stream).__name__
+        raise ValueError(f"stream must be a tensor of shape (batch, tokens, {d_model}), got {shape}")
+    if stream.dtype != dtype:
+        raise ValueError(f"stream has dtype {stream.dtype}, the model {dtype}; convert one of them")
+    if not bool(torch.isfinite(stream).all()):
+        raise ValueError("stream contains non-finite values (NaN or inf); all entries must be finite")
     return hooked.run_with_cache(stream, start_at_layer=0, stop_at_layer=hooked.cfg.n_layers, **cache_options)
 
 

@@ -211,6 +211,10 @@ def _save(out: Path, module: StandardTransformer, optimizer: torch.optim.Optimiz
     _write(out / STATE, lambda p: p.write_text(json.dumps(state, indent=1)))
 
 
+class TrainInterrupted(Exception):
+    """Ctrl-C during training; the message says which step was saved (the run resumes from it)."""
+
+
 def train(
     config: TrainConfig,
     steps: int,
@@ -246,18 +250,25 @@ def train(
     start = state["step"] if state else 0
     bar = _Progress(stream if stream is not None else sys.stderr, progress)
     started = time.perf_counter()
-    for step in range(start, steps):
-        batch = task.batch(step_seeds(config.seed, step, config.batch))
-        optimizer.zero_grad()
-        loss = _loss(module, reference, task, batch, config.regime, device)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        done = step + 1
-        if out is not None and (done % config.checkpoint_every == 0 or done == steps):
-            _save(out, module, optimizer, {"step": done, "config": asdict(config), "losses": losses})
-        bar.show(done, steps, start, started, losses[-1])
+    saved = start if state is not None else None
+    try:
+        for step in range(start, steps):
+            batch = task.batch(step_seeds(config.seed, step, config.batch))
+            optimizer.zero_grad()
+            loss = _loss(module, reference, task, batch, config.regime, device)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            done = step + 1
+            if out is not None and (done % config.checkpoint_every == 0 or done == steps):
+                _save(out, module, optimizer, {"step": done, "config": asdict(config), "losses": losses})
+                saved = done
+            bar.show(done, steps, start, started, losses[-1])
+    except KeyboardInterrupt:
+        # a step cut short leaves the parameters half-updated: only a finished checkpoint is kept
+        kept = "no checkpoint yet" if saved is None else f"the last checkpoint is step {saved}"
+        raise TrainInterrupted(f"{kept} (one every {config.checkpoint_every} steps)") from None
     held = task.batch(held_out_seeds(config.seed, config.held_out))
     error = float(held_out_error(module, task, held, device).mean())
     built = float(held_out_error(reference, task, held, device).mean())

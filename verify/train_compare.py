@@ -46,7 +46,7 @@ class Plan:
 
 QUICK = Plan({"em": (1,), "pca": (1,), "tensor": (1,)}, 8, (), 12, 8, 16, True)
 SECTION = Plan({"em": (1, 2), "pca": (1, 3), "tensor": (1, 3)}, 8, (4, 32), 150, 16, 64, False)
-LONG = Plan({"em": (1, 2, 4), "pca": (1, 3, 6), "tensor": (1, 3, 6)}, 8, (2, 4, 16, 32), 600, 32, 256, False)
+LONG = Plan({"em": (1, 2, 3), "pca": (1, 3, 6), "tensor": (1, 3, 6)}, 8, (4, 16, 32), 400, 16, 128, False)
 
 
 def run_comparison(plan: Plan, seed: int = 0, device: str = "cpu", progress: bool = False) -> list[dict[str, Any]]:
