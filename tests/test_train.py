@@ -7,6 +7,7 @@ refused; the CLI exits 0, or 2 on bad arguments; the report section's quick mode
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -133,3 +134,24 @@ def test_an_explicit_steps_wins_over_quick_and_a_shorter_rerun_says_so(tmp_path,
     assert "step 3, held-out error" in capsys.readouterr().out
     assert main(["train", "pca", "--depth", "1", "--quick", "--steps", "2", "--out", str(out)]) == 0
     assert "already at step 3 (> --steps 2); nothing was trained" in capsys.readouterr().out
+
+
+def test_a_diverging_run_is_named_and_shown_in_the_comparison(monkeypatch, capsys, tmp_path):
+    """A loss that stops being finite raises TrainDiverged (exit 3, one line) and is a table entry, not a NaN."""
+    from tfconstruct.verify import train as training
+    from tfconstruct.verify.train_compare import QUICK, checks, markdown_table, run_comparison
+
+    real = training._loss
+
+    def blows_up(module, reference, task, batch, regime, device):
+        loss = real(module, reference, task, batch, regime, device)
+        return loss * float("nan") if regime == "construction" else loss
+
+    monkeypatch.setattr(training, "_loss", blows_up)
+    assert main(["train", "pca", "--depth", "1", "--quick", "--out", str(tmp_path / "run")]) == 3
+    assert "training diverged: the loss is not finite at step 0" in capsys.readouterr().err
+    plan = dataclasses.replace(QUICK, depths={"pca": (1,)})
+    rows = run_comparison(plan)
+    assert {r["diverged_at"] for r in rows if r["regime"] == "construction"} == {0}
+    assert "diverged at step 0" in markdown_table(rows)
+    assert all(check.passed for check in checks(rows))

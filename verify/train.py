@@ -211,6 +211,16 @@ def _save(out: Path, module: StandardTransformer, optimizer: torch.optim.Optimiz
     _write(out / STATE, lambda p: p.write_text(json.dumps(state, indent=1)))
 
 
+class TrainDiverged(RuntimeError):
+    """The training loss became NaN or inf (the parameters left every finite region); ``step`` is where."""
+
+    def __init__(self, step: int, last: float | None):
+        before = "" if last is None else f" (the last finite loss {last:.3e})"
+        super().__init__(f"training diverged: the loss is not finite at step {step}{before}; a smaller learning "
+                         "rate or a shallower model may train")  # fmt: skip
+        self.step = step
+
+
 class TrainInterrupted(Exception):
     """Ctrl-C during training; the message says which step was saved (the run resumes from it)."""
 
@@ -256,6 +266,8 @@ def train(
             batch = task.batch(step_seeds(config.seed, step, config.batch))
             optimizer.zero_grad()
             loss = _loss(module, reference, task, batch, config.regime, device)
+            if not bool(torch.isfinite(loss)):
+                raise TrainDiverged(step, losses[-1] if losses else None)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
             optimizer.step()

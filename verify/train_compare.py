@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .results import Check, ReportContext, SectionResult
-from .train import REGIMES, TrainConfig, construction_module, held_out_error, held_out_seeds, train
+from .train import REGIMES, TrainConfig, TrainDiverged, construction_module, held_out_error, held_out_seeds, train
 from .train_tasks import build_task
 
 
@@ -67,29 +67,54 @@ def run_comparison(plan: Plan, seed: int = 0, device: str = "cpu", progress: boo
                     task_name, regime, depth, width, seed, plan.quick, plan.batch, held_out=plan.held_out
                 )
                 initial = train(config, 0, progress=False)
-                result = train(config, plan.steps, device=device, progress=progress)
                 start = held_out_error(initial.module, task, batches[None])
+                try:
+                    result = train(config, plan.steps, device=device, progress=progress)
+                except TrainDiverged as diverged:  # a finding, shown in the table, not a NaN
+                    rows += [
+                        _row(task_name, depth, width, regime, shift, batch, built[shift], start, diverged=diverged.step)
+                        for shift, batch in batches.items()
+                    ]
+                    continue
                 for shift, batch in batches.items():
                     trained = held_out_error(result.module, task, batch, device)
                     rows.append(
-                        {
-                            "task": task_name,
-                            "depth": depth,
-                            "width": width,
-                            "regime": regime,
-                            "shift": shift or "none",
-                            "error": float(trained.mean()),
-                            "median": float(np.median(trained)),
-                            "construction": float(built[shift].mean()),
-                            "reference_truth": float(batch.reference_truth.mean()),
-                            "step0": float(start.mean()),
-                            "first_loss": float(np.mean(result.losses[: max(1, plan.steps // 10)])),
-                            "last_loss": float(np.mean(result.losses[-max(1, plan.steps // 10) :])),
-                            "steps": plan.steps,
-                            "seconds": result.seconds,
-                        }
+                        _row(task_name, depth, width, regime, shift, batch, built[shift], start, trained, result)
                     )
     return rows
+
+
+def _row(
+    task: str,
+    depth: int,
+    width: int,
+    regime: str,
+    shift: str | None,
+    batch: Any,
+    built: np.ndarray,
+    start: np.ndarray,
+    trained: np.ndarray | None = None,
+    result: Any = None,
+    diverged: int | None = None,
+) -> dict[str, Any]:
+    """One table row; a diverged run has no held-out error but the step where its loss stopped being finite."""
+    tenth = max(1, len(result.losses) // 10) if result is not None else 1
+    return {
+        "task": task,
+        "depth": depth,
+        "width": width,
+        "regime": regime,
+        "shift": shift or "none",
+        "error": None if trained is None else float(trained.mean()),
+        "median": None if trained is None else float(np.median(trained)),
+        "construction": float(built.mean()),
+        "reference_truth": float(batch.reference_truth.mean()),
+        "step0": float(start.mean()),
+        "first_loss": None if result is None else float(np.mean(result.losses[:tenth])),
+        "last_loss": None if result is None else float(np.mean(result.losses[-tenth:])),
+        "diverged_at": diverged,
+        "seconds": None if result is None else result.seconds,
+    }
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -105,12 +130,18 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     for key in keys:
         cells = {r["regime"]: r for r in rows if (r["task"], r["depth"], r["width"], r["shift"]) == key}
         first = next(iter(cells.values()))
-        errors = " | ".join(f"{cells[regime]['error']:.2e}" if regime in cells else "" for regime in REGIMES)
+        errors = " | ".join(_cell(cells.get(regime)) for regime in REGIMES)
         lines.append(
             f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {errors} | {first['construction']:.2e} | 0 | "
             f"{first['reference_truth']:.2e} |"
         )
     return "\n".join(lines)
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return ""
+    return f"diverged at step {row['diverged_at']}" if row["diverged_at"] is not None else f"{row['error']:.2e}"
 
 
 def _order(key: tuple[str, int, int, str]) -> tuple[str, int, int, bool, str]:
@@ -131,7 +162,7 @@ def checks(rows: Sequence[dict[str, Any]]) -> list[Check]:
         )
     )
     for regime in ("random", "trace"):
-        runs = [r for r in rows if r["regime"] == regime and r["shift"] == "none"]
+        runs = [r for r in rows if r["regime"] == regime and r["shift"] == "none" and r["diverged_at"] is None]
         falling = sum(r["last_loss"] < r["first_loss"] for r in runs)
         found.append(
             Check(
@@ -141,8 +172,16 @@ def checks(rows: Sequence[dict[str, Any]]) -> list[Check]:
                 "every run",
             )
         )
-    finite = all(math.isfinite(r["error"]) for r in rows)
-    found.append(Check("every held-out error is finite", finite, f"{len(rows)} rows", "no NaN or inf"))
+    finite = all(r["diverged_at"] is not None or math.isfinite(r["error"]) for r in rows)
+    diverged = sum(r["diverged_at"] is not None and r["shift"] == "none" for r in rows)
+    found.append(
+        Check(
+            "every held-out error is finite, or its run is reported as diverged",
+            finite,
+            f"{len(rows)} rows, {diverged} runs diverged",
+            "no NaN or inf in the table",
+        )
+    )
     return found
 
 
@@ -156,7 +195,14 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         chosen = [r for r in rows if r["task"] == task and r["shift"] == "none" and r["width"] == width]
         depths = sorted({r["depth"] for r in chosen})
         for regime in REGIMES:
-            errors = [next(r["error"] for r in chosen if r["depth"] == d and r["regime"] == regime) for d in depths]
+            errors = [
+                next(
+                    math.nan if r["error"] is None else r["error"]
+                    for r in chosen
+                    if r["depth"] == d and r["regime"] == regime
+                )
+                for d in depths
+            ]  # a diverged run leaves a gap
             axes.plot(depths, np.maximum(errors, 1e-12), "o-", label=f"{regime} (trained)")
         built = [next(r["construction"] for r in chosen if r["depth"] == d) for d in depths]
         axes.plot(depths, np.maximum(built, 1e-12), "k--", label="construction")
