@@ -115,7 +115,7 @@ def _run(argv: list[str], plugin_specs: list[str]) -> int:
             print(f"wrote {path}")
         return 0
     if args.command == "bounds":
-        return _print_bounds(families, args.name, args.latex)
+        return _print_bounds(families, args.name, args.latex, args.equations)
     if args.command == "resources":
         return _print_resources([family for family in families if not args.family or family.name in args.family])
     if args.command == "benchmark":
@@ -236,7 +236,14 @@ def build_parser(
     learn.add_argument("--seed", type=int, default=0)
     learn.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
     bounds = commands.add_parser("bounds", help="print every registered error bound (plain text or LaTeX)")
-    bounds.add_argument("--latex", action="store_true", help="print a LaTeX fragment instead of plain text")
+    bounds.add_argument(
+        "--latex", action="store_true", help="print a complete LaTeX document (article) instead of plain text"
+    )
+    bounds.add_argument(
+        "--equations",
+        action="store_true",
+        help="with --latex: print only the labelled equation environments (no preamble, no assumptions)",
+    )
     bounds.add_argument("--name", action="append", help="print only this bound (repeatable)")
     table = commands.add_parser(
         "resources", help="every variant's layers, heads and width counted from its model, against the papers' claims"
@@ -313,7 +320,7 @@ def _print_resources(families: Sequence[Family]) -> int:
     return 1 if missed else 0
 
 
-def _print_bounds(families: Sequence[Family], names: list[str] | None, latex: bool) -> int:
+def _print_bounds(families: Sequence[Family], names: list[str] | None, latex: bool, equations: bool = False) -> int:
     """Every registered bound: the theory package's and the families' (plugins included)."""
     bounds: dict[str, Bound] = {bound.name: bound for bound in all_bounds()}
     for family in families:
@@ -330,8 +337,14 @@ def _print_bounds(families: Sequence[Family], names: list[str] | None, latex: bo
             f"tfconstruct: error: no bound named {unknown[0]!r}; registered bounds: {sorted(bounds)}", file=sys.stderr
         )
         return 2
+    if equations and not latex:
+        print("tfconstruct: error: --equations needs --latex", file=sys.stderr)
+        return 2
     selected = [bounds[name] for name in names] if names else list(bounds.values())
-    print(format_latex(selected) if latex else format_text(selected))
+    if latex:
+        print(format_latex(selected, mode="equations" if equations else "document"))
+    else:
+        print(format_text(selected))
     return 0
 
 
