@@ -29,6 +29,8 @@ from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
+from tfconstruct.theory.bound import Bound
+
 from .executors import SchedulerUnavailable, TaskFailed, WorkerDied, scheduler_problem
 from .plots import median_and_band, plot_errors
 from .sweep import Sweep, SweepLocked, SweepMismatch, pivot
@@ -135,16 +137,43 @@ class BoundColumn:
     ``bound`` defaults to the column ``<metric>_bound``; ``round_off`` is an absolute float64 allowance, or the
     name of a column holding it; ``relative`` allows for the float64 evaluation of a bound that is attained
     (e.g. the power angle bound is an equality in $d = 2$).
+
+    ``theory`` is the registered :class:`~tfconstruct.theory.bound.Bound` the column evaluates (its name is recorded in
+    ``config.json``); ``inputs`` maps a symbol of it to the row column holding its value where the names differ
+    (``(("L", "depth"),)``; by default a symbol's column is its own name). When every input is a column of the rows,
+    :meth:`evaluate` recomputes the bound column from a row alone (e.g. read back from ``results.csv``).
     """
 
     metric: str
     round_off: float | str = 0.0
     bound: str = ""
     relative: float = RELATIVE
+    theory: Bound | None = None
+    inputs: tuple[tuple[str, str], ...] = ()
 
     @property
     def bound_column(self) -> str:
         return self.bound or f"{self.metric}_bound"
+
+    @property
+    def bound_name(self) -> str | None:
+        """The registered name of the bound this column evaluates (None: no registered bound, e.g. an exactness
+        claim of 0)."""
+        return self.theory.name if self.theory is not None else None
+
+    @property
+    def input_columns(self) -> dict[str, str]:
+        """Symbol -> the row column holding its value, for every symbol of ``theory`` (empty without one)."""
+        if self.theory is None:
+            return {}
+        renamed = dict(self.inputs)
+        return {str(s): renamed.get(str(s), str(s)) for s in self.theory.symbols}
+
+    def evaluate(self, row: Mapping[str, Any]) -> float:
+        """``theory`` at the symbol values held by ``row``: the value of the bound column wherever it applies."""
+        if self.theory is None:
+            raise ValueError(f"bound column {self.bound_column!r} names no registered bound to evaluate")
+        return self.theory(**{symbol: float(row[column]) for symbol, column in self.input_columns.items()})
 
     def applies(self, row: Mapping[str, Any]) -> bool:
         return math.isfinite(row[self.bound_column])
@@ -285,6 +314,7 @@ class Study:
         for column in self.bounds:
             needed += [column.metric, column.bound_column]
             needed += [column.round_off] if isinstance(column.round_off, str) else []
+            needed += [c for c in column.input_columns.values() if c not in self.params_and_reserved]
         for fit in self.fits:
             needed += [fit.metric] + [c for c in (fit.expected, fit.fit_from) if isinstance(c, str)]
         return list(dict.fromkeys(needed))
@@ -299,6 +329,11 @@ class Study:
                     f"study {self.name!r}: its measure returned no column(s) {missing}, which its bounds or fits read; "
                     f"it returned {present}"
                 )
+
+    @property
+    def bound_names(self) -> dict[str, str | None]:
+        """Each bound column -> the name of the registered bound it evaluates (None where it names none)."""
+        return {column.bound_column: column.bound_name for column in self.bounds}
 
     @property
     def params_and_reserved(self) -> set[str]:
@@ -347,6 +382,7 @@ class Study:
             prefix=self.prefix,
             workers=workers,
             scheduler=scheduler,
+            provenance={"device": str(torch.empty(0).device), "bounds": self.bound_names},
         )
 
     def run(

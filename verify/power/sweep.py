@@ -11,6 +11,10 @@ $\lambda = 2\,(1, g, gq, \dots)$, $\lambda_d = \lambda_1/50$, from a Gaussian un
 * ``norm_error`` $= |\lVert V\rVert - 1|$, bound $\epsilon_M$ (``power_norm_per_step``, when the last
   $s = \lVert\hat\Sigma v_{J-1}\rVert^2 \in [a, b]$);
 * ``eigenvalue_error`` $= |\hat\lambda/\lambda_1 - 1|$, bound $2\epsilon_M + \epsilon_M^2 + \sin^2\theta$.
+
+Every row also holds the bounds' inputs that are not grid parameters (``rho`` $= \lambda_2/\lambda_1$,
+``theta_0``, ``domain_low``/``domain_high`` $= a, b$, ``epsilon`` $= \epsilon_M$, ``theta`` $= \angle(V, v_1)$), so
+each ``*_bound`` column can be recomputed from ``results.csv`` alone (:meth:`~tfconstruct.verify.study.BoundColumn.evaluate`).
 """
 
 from __future__ import annotations
@@ -100,21 +104,31 @@ def _rows(
         vector, value = result.vectors[b, 0].numpy(), float(result.eigenvalues[b, 0])
         sine = sin_angle(vector, vectors[0])
         in_domain = low <= float(trajectory.normaliser_inputs[b, 0, -1]) <= high  # the last step sets the norm
+        rho, theta_0, theta = (
+            values[1] / values[0],
+            math.atan(tan_angle(starts[b, 0], vectors[0])),
+            math.asin(min(sine, 1.0)),
+        )
         rows.append(
             {
                 "sin_eigh": sine,
-                "sin_eigh_bound": ANGLE_AFTER_STEPS(
-                    rho=values[1] / values[0], L=steps, theta_0=math.atan(tan_angle(starts[b, 0], vectors[0]))
-                ),
+                "sin_eigh_bound": ANGLE_AFTER_STEPS(rho=rho, L=steps, theta_0=theta_0),
                 "sin_reference": sin_angle(vector, exact[b]),
                 "sin_reference_bound": 0.0,
                 "norm_error": abs(float(np.linalg.norm(vector)) - 1.0),
                 "norm_error_bound": epsilon if in_domain else NOT_APPLICABLE,
                 "eigenvalue_error": abs(value / values[0] - 1.0),
-                "eigenvalue_error_bound": EIGENVALUE_RELATIVE(epsilon=epsilon, theta=math.asin(min(sine, 1.0)))
+                "eigenvalue_error_bound": EIGENVALUE_RELATIVE(epsilon=epsilon, theta=theta)
                 if in_domain
                 else NOT_APPLICABLE,
                 "in_domain": float(in_domain),
+                # the bounds' inputs that are not grid parameters (each bound column recomputes from the row alone)
+                "rho": float(rho),
+                "theta_0": theta_0,
+                "domain_low": low,
+                "domain_high": high,
+                "epsilon": epsilon,
+                "theta": theta,
             }
         )
     return rows
@@ -151,10 +165,15 @@ STUDY = Study(
     ),
     replicates=4,
     bounds=(
-        BoundColumn("sin_eigh", 1e-13),
-        BoundColumn("sin_reference", 1e-13),
-        BoundColumn("norm_error", 1e-12),
-        BoundColumn("eigenvalue_error", 1e-12),
+        BoundColumn("sin_eigh", 1e-13, theory=ANGLE_AFTER_STEPS, inputs=(("L", "depth"),)),
+        BoundColumn("sin_reference", 1e-13),  # exact: bound 0, no registered bound
+        BoundColumn(
+            "norm_error",
+            1e-12,
+            theory=NORM_PER_STEP,
+            inputs=(("M", "width"), ("a", "domain_low"), ("b", "domain_high")),
+        ),
+        BoundColumn("eigenvalue_error", 1e-12, theory=EIGENVALUE_RELATIVE),
     ),
     fits=(Fit("sin_eigh", "depth", "semilog", floor=10 * EPS), Fit("norm_error", "width", "loglog", expected=-2.0)),
     constants={"domain": list(DOMAIN), "lambda_1": TOP, "condition": CONDITION, "newton": 0},
