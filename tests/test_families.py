@@ -206,7 +206,7 @@ def test_a_plugin_file_sweeps_on_a_dask_cluster_whose_workers_cannot_import_it(t
     shutil.copy(EXAMPLE, plugin)
     sweep = ["--plugin", str(plugin), "sweep", "mean", "--dim", "2", "--replicates", "2"]
     assert main([*sweep, "--out", str(tmp_path / "serial")]) == 0
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         assert main([*sweep, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
     assert (tmp_path / "dask" / "results.csv").read_text() == (tmp_path / "serial" / "results.csv").read_text()
 

@@ -225,7 +225,7 @@ def test_a_dask_cluster_runs_the_sweep_and_survives_a_dying_worker(tmp_path, mon
     distributed = pytest.importorskip("distributed")
     monkeypatch.setenv("TFCONSTRUCT_TEST_MARKER", str(tmp_path / "died"))
     clean = Sweep(GRID, 2, measure_batch, tmp_path / "clean", **SAME_STUDY).run()
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         rows = Sweep(GRID, 2, dies_once, tmp_path / "dask", scheduler=cluster.scheduler_address, **SAME_STUDY).run()
     assert (tmp_path / "died").exists()  # a worker did die
     assert rows == clean and len(load_rows(tmp_path / "dask")) == len(clean)  # its task ran again elsewhere, once
