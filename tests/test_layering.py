@@ -35,6 +35,7 @@ ALLOWED_THIRD_PARTY = {
         "cloudpickle",
         "safetensors",
         "transformer_lens",
+        "pandas",
     },
 }
 #: modules of an optional extra, imported only where the extra is installed (its own CI step)
