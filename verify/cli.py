@@ -1,5 +1,5 @@
 """Command-line interface: ``report`` runs the main job; ``bounds`` prints the theory; ``docs`` regenerates the
-tutorials; ``sweep`` runs a resumable study; ``benchmark`` times the forward passes; ``resources`` prints every
+tutorials; ``sweep`` runs a resumable study; ``plot`` re-plots a sweep folder; ``benchmark`` times the forward passes; ``resources`` prints every
 variant's shape against the papers' claims; ``train`` meta-trains a construction's architecture (``train compare``:
 the regimes against the hand-built weights). Every command sees the
 registered families: the installed ones (entry-point group ``tfconstruct.families``) and any ``--plugin``.
@@ -26,6 +26,7 @@ from .approximation.study import STUDY as APPROXIMATION
 from .benchmark import run_benchmark
 from .families import PluginError, registered, tutorials
 from .family import Family
+from .replot import FORMATS, ReplotError, replot
 from .report import Outcome, run_report, select_sections
 from .results import ReportContext
 from .study import SweepCommand, add_arguments as add_sweep_arguments, run as run_sweep
@@ -109,6 +110,17 @@ def _run(argv: list[str], plugin_specs: list[str]) -> int:
         return run_sweep(args, sweep, studies)
     if args.command == "train":
         return _train(args, command)
+    if args.command == "plot":
+        try:
+            written = replot(
+                args.folder, studies, formats=args.format, style=args.style, at=args.at or (), metrics=args.metric,
+                out=args.out,
+            )  # fmt: skip
+        except ReplotError as err:
+            command.error(str(err))
+        for path in written:
+            print(f"wrote {path}")
+        return 0
     if args.command == "docs":
         chosen = [family for family in families if not args.family or family.name in args.family]
         for path in generate_tutorials(args.out, tutorials(chosen)):
@@ -254,6 +266,18 @@ def build_parser(
     docs.add_argument("--family", nargs="+", choices=names, help="only these families' tutorials")
     sweep = commands.add_parser("sweep", help="run a resumable sweep (tidy CSV/JSON, plots, fitted rates)")
     study_parsers = add_sweep_arguments(sweep, studies)
+    plot = commands.add_parser(
+        "plot", help="re-plot a sweep folder from its config.json and results (nothing is measured again)"
+    )
+    plot.add_argument("folder", type=Path, metavar="DIR", help="a sweep's output folder")
+    plot.add_argument("--format", nargs="+", choices=FORMATS, default=["png"], help="file formats (default png)")
+    plot.add_argument("--style", metavar="FILE_OR_NAME", help="a .mplstyle file, or a shipped style: paper")
+    plot.add_argument(
+        "--at", nargs="+", metavar="NAME=VALUE",
+        help="fix other grid parameters (default: the other knobs at their largest value)",
+    )  # fmt: skip
+    plot.add_argument("--metric", nargs="+", metavar="NAME", help="only these metrics (default: every fitted one)")
+    plot.add_argument("--out", type=Path, default=None, help="where the figures go (default: DIR)")
     benchmark = commands.add_parser("benchmark", help="time every family's forward pass (ratios to numpy, matmul)")
     benchmark.add_argument(
         "--tokens",

@@ -87,7 +87,8 @@ def plot_error_vs_depth(
     ylabel: str = "error",
     xlabel: str = "depth $L$",
     fit_from: float | None = None,
-) -> dict[str, float]:
+    **options,
+) -> Slopes:
     r"""Semilog-y error against depth; returns each curve's fitted slope $\log\rho$ per layer.
 
     Args:
@@ -98,10 +99,11 @@ def plot_error_vs_depth(
         floor: the float64 floor (e.g. ``eps * scale``), drawn dotted; fitted slopes ignore
             medians within a factor 10 of it.
         fit_from: fit the slope only on depths >= this (an asymptotic window).
+        options: ``ax``, ``slope_labels``, ``footnote``, ``show_title``, ``figsize``, as in :func:`plot_errors`.
     """
     return plot_errors(
         path, depths, curves, scale="semilog", dashed=reference, floor=floor, title=title, xlabel=xlabel, ylabel=ylabel,
-        fit_from=fit_from,
+        fit_from=fit_from, **options,
     )  # fmt: skip
 
 
@@ -117,7 +119,8 @@ def plot_error_vs_width(
     ylabel: str = "error",
     xlabel: str = "width $M$",
     fit_from: float | None = None,
-) -> dict[str, float]:
+    **options,
+) -> Slopes:
     """Log-log error against width; returns each curve's fitted log-log slope.
 
     Args:
@@ -130,15 +133,29 @@ def plot_error_vs_width(
             first curve's first usable median, shifted down by a factor 2.
         floor: the float64 floor, drawn dotted; ignored by the slope fit within a factor 10.
         fit_from: fit the slope only on widths >= this (an asymptotic window).
+        options: ``ax``, ``slope_labels``, ``footnote``, ``show_title``, ``figsize``, as in :func:`plot_errors`.
     """
     return plot_errors(
         path, widths, curves, scale="loglog", dashed=bounds, floor=floor, expected_slope=expected_slope, title=title,
-        xlabel=xlabel, ylabel=ylabel, fit_from=fit_from,
+        xlabel=xlabel, ylabel=ylabel, fit_from=fit_from, **options,
     )  # fmt: skip
 
 
+class Slopes(dict):
+    """Curve label -> fitted slope (a plain ``dict``), with the drawn :class:`~matplotlib.figure.Figure` as
+    ``.figure``."""
+
+    figure: Figure
+
+
+class Panels(dict):
+    """Panel title -> (row labels, column labels), with the drawn figure as ``.figure``."""
+
+    figure: Figure
+
+
 def plot_errors(
-    path: str | Path,
+    path: str | Path | None,
     x: Sequence[float],
     curves: Mapping[str, np.ndarray],
     *,
@@ -150,14 +167,31 @@ def plot_errors(
     xlabel: str = "",
     ylabel: str = "error",
     fit_from: float | Mapping[str, float | None] | None = None,
-) -> dict[str, float]:
+    dashed_labels: Mapping[str, str] | None = None,
+    ax: Axes | None = None,
+    slope_labels: bool = True,
+    footnote: bool = True,
+    show_title: bool = True,
+    figsize: tuple[float, float] | None = None,
+    style_sizes: bool = False,
+) -> Slopes:
     """Errors against ``x`` on a log y-axis (``scale="semilog"``, or ``"loglog"`` with a log x-axis); returns each
-    curve's fitted slope. ``fit_from`` is one window for every curve or a window per curve label; the rest as in
-    :func:`plot_error_vs_depth` and :func:`plot_error_vs_width`."""
+    curve's fitted slope (a :class:`Slopes` dict; the figure is ``.figure``). ``fit_from`` is one window for every
+    curve or a window per curve label; the rest as in :func:`plot_error_vs_depth` and :func:`plot_error_vs_width`.
+
+    ``ax`` draws into that axes (of a figure the caller owns; ``path=None`` saves nothing), else a new figure of
+    ``figsize`` (default 6.4 x 4.4 in). ``slope_labels``, ``footnote`` and ``show_title`` switch the fitted slope in
+    each legend entry, the "median over seeds" note under the axes and the title. ``dashed_labels`` gives a dashed
+    curve's legend entry (default: ``"<label> (bound)"``). Curves (or dashed curves) with identical data are drawn
+    once, with one legend entry naming them all; a float floor below every datum is not drawn (its legend entry
+    says so) and does not stretch the axis. ``style_sizes`` takes the title and legend font sizes from the
+    matplotlib style in effect (an ``.mplstyle``) instead of the fixed 10 and 7 pt.
+    """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"x values must be a non-empty 1-D sequence, got shape {x.shape}")
     dashed = dict(dashed or {})
+    dashed_labels = dict(dashed_labels or {})
     summaries = {}
     for label, values in curves.items():
         array = np.atleast_2d(np.asarray(values, dtype=np.float64))
@@ -171,49 +205,79 @@ def plot_errors(
     display_floor = _display_floor([s[1] for s in summaries.values()] + list(dashed.values()), floor)
     clip = lambda v: np.where(np.isfinite(v), np.maximum(v, display_floor), np.nan)  # noqa: E731
 
-    fig = Figure(figsize=(6.4, 4.4))
-    ax = fig.add_subplot()
+    if ax is None:
+        fig = Figure(figsize=figsize or (6.4, 4.4))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
     ax.set_yscale("log")
     if scale == "loglog":
         ax.set_xscale("log")
         _plain_ticks(ax, x)
     colours = _colour_cycle()
     colour_of: dict[str, str] = {}
-    slopes: dict[str, float] = {}
+    slopes = Slopes()
+    drawn: dict[bytes, list[str]] = {}  # identical data -> the labels of every curve holding it
     for label, (median, low, high) in summaries.items():
-        colour = colour_of.setdefault(label, next(colours))
         window = fit_from.get(label) if isinstance(fit_from, Mapping) else fit_from
-        slope = fitted_slope(x, median, scale, floor, window)
-        slopes[label] = slope
+        slopes[label] = fitted_slope(x, median, scale, floor, window)
+        drawn.setdefault(np.stack([median, low, high]).tobytes(), []).append(label)
+    for labels in drawn.values():
+        median, low, high = summaries[labels[0]]
+        colour = next(colours)
+        for label in labels:
+            colour_of[label] = colour
+        slope = slopes[labels[0]] if slope_labels else float("nan")
         ax.fill_between(x, clip(low), clip(high), color=colour, alpha=0.2, linewidth=0)
-        ax.plot(x, clip(median), "o-", color=colour, markersize=3.5, label=_slope_label(label, slope, scale, xlabel))
+        ax.plot(
+            x,
+            clip(median),
+            "o-",
+            color=colour,
+            markersize=3.5,
+            label=_slope_label(" = ".join(labels), slope, scale, xlabel),
+        )
+    dashed_drawn: dict[bytes, list[str]] = {}
     for label, values in dashed.items():
-        colour = colour_of.setdefault(label, next(colours))
-        name = f"{label} (bound)" if label in summaries else label
-        ax.plot(x, clip(np.asarray(values, dtype=np.float64)), "--", color=colour, linewidth=1.3, label=name)
+        dashed_drawn.setdefault(np.asarray(values, dtype=np.float64).tobytes(), []).append(label)
+    for labels in dashed_drawn.values():
+        colour = colour_of.get(labels[0]) or colour_of.setdefault(labels[0], next(colours))
+        names = [dashed_labels.get(label, f"{label} (bound)" if label in summaries else label) for label in labels]
+        name = " = ".join(dict.fromkeys(names))
+        ax.plot(x, clip(np.asarray(dashed[labels[0]], dtype=np.float64)), "--", color=colour, linewidth=1.3, label=name)
     if expected_slope is not None and summaries:
         _reference_line(ax, x, next(iter(summaries.values()))[0], expected_slope, scale, floor, xlabel)
     if floor is not None:
-        ax.axhline(floor, color="black", linestyle=":", linewidth=1.0, label=f"float64 floor ({floor:.1e})")
+        data_limits = ax.get_ylim()
+        below = floor < data_limits[0]
+        ax.axhline(
+            floor, color="black", linestyle=":", linewidth=1.0,
+            label=f"float64 floor ({floor:.1e}{', below the axis' if below else ''})",
+        )  # fmt: skip
+        if below:  # clipped to the data's range: a floor far below the data does not stretch the axis
+            ax.set_ylim(*data_limits)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
+    if title and show_title:
+        ax.set_title(title, fontsize=None if style_sizes else 10)
     ax.grid(True, which="major", linewidth=0.4, alpha=0.6)
     ax.tick_params(direction="in", which="both")
-    ax.legend(fontsize=7, loc="best")
-    ax.annotate(
-        "line: median over seeds; band: min-max",
-        xy=(0.0, 0.0),
-        xycoords="axes fraction",
-        xytext=(0, -40),
-        textcoords="offset points",
-        ha="left",
-        va="top",
-        fontsize=6,
-        color="dimgray",
-    )
-    _save(fig, path)
+    ax.legend(fontsize=None if style_sizes else 7, loc="best")
+    if footnote:
+        ax.annotate(
+            "line: median over seeds; band: min-max",
+            xy=(0.0, 0.0),
+            xycoords="axes fraction",
+            xytext=(0, -40),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize=6,
+            color="dimgray",
+        )
+    if path is not None:
+        save(fig, path)
+    slopes.figure = fig
     return slopes
 
 
@@ -271,8 +335,14 @@ def _colour_cycle():
 
 
 def weight_heatmap(
-    path: str | Path, model: Transformer, hook: str, *, dpi: int = DPI
-) -> dict[str, tuple[list[str], list[str]]]:
+    path: str | Path | None,
+    model: Transformer,
+    hook: str,
+    *,
+    dpi: int = DPI,
+    ax: Axes | None = None,
+    title: bool = True,
+) -> Panels:
     """Heat-map of the weights of the sublayer called ``hook`` with the named subspaces on the axes.
 
     An attention sublayer shows each head's $W_{QK}$ (query coordinate x key coordinate) and
@@ -281,8 +351,12 @@ def weight_heatmap(
     map centred at 0; zero rows and columns are kept so the block structure is visible, and
     thin lines separate the subspaces (and the MLP's unit groups).
 
+    ``ax`` draws every panel into that axes' place of its figure (split into a grid of panels there; ``path=None``
+    saves nothing); ``title=False`` leaves out the panel titles and the suptitle.
+
     Returns:
-        panel title -> (row labels, column labels), one label per matrix row/column.
+        panel title -> (row labels, column labels), one label per matrix row/column (a :class:`Panels` dict; the figure
+        is ``.figure``).
     """
     layer = model[hook]
     layout = model.layout
@@ -347,26 +421,36 @@ def weight_heatmap(
     columns = 2
     rows = len(panels) // columns
     size = min(max(3.2, 0.16 * max(max(m.shape) for _, m, *_ in panels)), 9.0)
-    fig = Figure(figsize=(columns * (size + 1.6), rows * (size + 1.0)))
-    result: dict[str, tuple[list[str], list[str]]] = {}
-    for index, (title, matrix, row_labels, col_labels, row_edges, col_edges, ylabel, xlabel) in enumerate(panels):
-        ax = fig.add_subplot(rows, columns, index + 1)
-        _draw_matrix(fig, ax, matrix, row_labels, col_labels, row_edges, col_edges)
-        ax.set_title(title, fontsize=9)
-        ax.set_ylabel(ylabel, fontsize=8)
-        ax.set_xlabel(xlabel, fontsize=8)
-        result[title] = (list(row_labels), list(col_labels))
-    fig.suptitle(f"{hook} ({layer.kind})", fontsize=10)
-    # fixed margins (in inches) for the tick labels, instead of tight_layout, which draws the figure once more
-    fig.subplots_adjust(
-        left=1.2 / fig.get_figwidth(),
-        right=1 - 0.3 / fig.get_figwidth(),
-        bottom=1.3 / fig.get_figheight(),
-        top=1 - 0.6 / fig.get_figheight(),
-        wspace=0.5,
-        hspace=0.55,
-    )
-    _save(fig, path, crop=False, dpi=dpi)
+    own = ax is None
+    if own:
+        fig = Figure(figsize=(columns * (size + 1.6), rows * (size + 1.0)))
+        places = fig.add_gridspec(rows, columns, wspace=0.5, hspace=0.55)
+    else:
+        fig = ax.figure
+        places = ax.get_subplotspec().subgridspec(rows, columns, wspace=0.5, hspace=0.55)
+        ax.remove()
+    result = Panels()
+    for index, (name, matrix, row_labels, col_labels, row_edges, col_edges, ylabel, xlabel) in enumerate(panels):
+        panel = fig.add_subplot(places[index // columns, index % columns])
+        _draw_matrix(fig, panel, matrix, row_labels, col_labels, row_edges, col_edges)
+        if title:
+            panel.set_title(name, fontsize=9)
+        panel.set_ylabel(ylabel, fontsize=8)
+        panel.set_xlabel(xlabel, fontsize=8)
+        result[name] = (list(row_labels), list(col_labels))
+    if own:
+        if title:
+            fig.suptitle(f"{hook} ({layer.kind})", fontsize=10)
+        # fixed margins (in inches) for the tick labels, instead of tight_layout, which draws the figure once more
+        fig.subplots_adjust(
+            left=1.2 / fig.get_figwidth(),
+            right=1 - 0.3 / fig.get_figwidth(),
+            bottom=1.3 / fig.get_figheight(),
+            top=1 - 0.6 / fig.get_figheight(),
+        )
+    if path is not None:
+        save(fig, path, crop=False, dpi=dpi)
+    result.figure = fig
     return result
 
 
@@ -421,8 +505,22 @@ def _numpy(matrix) -> np.ndarray:
     return matrix.detach().to("cpu").double().numpy()
 
 
-def _save(fig: Figure, path: str | Path, *, crop: bool = True, dpi: int = DPI) -> None:
-    """Write ``fig`` as PNG without a timestamp; ``crop`` trims the margins (one more draw of the figure)."""
+SAVE_RC = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none", "svg.hashsalt": "tfconstruct"}
+_NO_METADATA = {
+    ".png": {"Software": None},
+    ".pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+    ".svg": {"Creator": None, "Date": None},
+}
+
+
+def save(fig: Figure, path: str | Path, *, crop: bool = True, dpi: int = DPI) -> Path:
+    """Write ``fig`` as PNG, PDF or SVG (by the suffix) without a timestamp or creator, fonts embedded as TrueType
+    (PDF) or kept as text (SVG), SVG ids from a fixed salt (the same figure gives the same bytes); ``crop`` trims
+    the margins (one more draw of the figure)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight" if crop else None, metadata={"Software": None})
+    with matplotlib.rc_context(SAVE_RC):
+        fig.savefig(
+            path, dpi=dpi, bbox_inches="tight" if crop else None, metadata=_NO_METADATA.get(path.suffix.lower())
+        )
+    return path
