@@ -1,5 +1,5 @@
 """A sweep folder says where its numbers came from, resumes a reordered grid, reads back typed from its CSV alone,
-and (power) every ``*_bound`` column recomputes from the CSV alone with the registered bound."""
+and every ``*_bound`` column (power, gd, tensor, em) recomputes from the CSV alone with the registered bound."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 from tfconstruct.verify.bound_check import check_bound
+from tfconstruct.verify.em import sweep as em_sweep
+from tfconstruct.verify.gd import sweep as gd_sweep
 from tfconstruct.verify.power import sweep as power_sweep
+from tfconstruct.verify.tensor import sweep as tensor_sweep
 from tfconstruct.verify.sweep import Sweep, SweepMismatch, load_results, pivot
 
 GRID = {"width": [16, 8, 128], "d": [2, 3]}
@@ -104,20 +107,37 @@ def test_as_frame_without_pandas_says_how_to_install_it(tmp_path, monkeypatch):
         load_results(tmp_path, as_frame=True)
 
 
-TINY_POWER = {"dim": [4], "tokens": [20], "gap": [0.5], "depth": [2, 6], "width": [8, 16]}
-
-
-@pytest.mark.usefixtures("single_torch_thread")
-def test_every_power_bound_column_recomputes_from_the_csv_alone(tmp_path):
-    study = power_sweep.STUDY
-    study.sweep(tmp_path, TINY_POWER, 2, progress=False).run()
-    config = json.loads((tmp_path / "config.json").read_text())
-    assert config["provenance"]["bounds"] == {
+TINY = {  # one tiny grid per study whose bound columns name a registered bound
+    "power": {"dim": [4], "tokens": [20], "gap": [0.5], "depth": [2, 6], "width": [8, 16]},
+    "gd": {"dim": [3], "tokens": [12], "eta": [0.5, 1.5], "depth": [0, 1, 7]},
+    "tensor": {"dim": [4], "clusters": [2], "depth": [1, 3], "width": [16, 32]},
+    "em": {"dim": [2], "clusters": [2], "tokens": [20], "separation": [4.0], "depth": [1, 2], "width": [16, 32]},
+}
+STUDIES = {"power": power_sweep.STUDY, "gd": gd_sweep.STUDY, "tensor": tensor_sweep.STUDY, "em": em_sweep.STUDY}
+BOUNDS = {  # the registered bound behind each *_bound column, as config.json records it
+    "power": {
         "sin_eigh_bound": "power_iteration_angle_depth",
         "sin_reference_bound": None,
         "norm_error_bound": "power_norm_per_step",
         "eigenvalue_error_bound": "power_eigenvalue_relative",
-    }
+    },
+    "gd": {"error_bound": "gd_prediction_depth", "exact_error_bound": None},
+    "tensor": {
+        "tan_component_bound": "tensor_power_angle_depth",
+        "norm_error_bound": "power_norm_per_step",
+        "mean_error_bound": "tensor_mean",
+    },
+    "em": {"mean_error_bound": "em_propagation"},
+}
+
+
+@pytest.mark.usefixtures("single_torch_thread")
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_every_bound_column_recomputes_from_the_csv_alone(tmp_path, name):
+    study = STUDIES[name]
+    study.sweep(tmp_path, TINY[name], 2, progress=False).run()
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["provenance"]["bounds"] == BOUNDS[name]
     # only the CSV and the config: a reader who has nothing else
     only_csv = tmp_path / "only_csv"
     only_csv.mkdir()
@@ -133,9 +153,9 @@ def test_every_power_bound_column_recomputes_from_the_csv_alone(tmp_path):
             stored = row[column.bound_column]
             if not math.isfinite(stored):  # the theorem's assumption does not hold for this row
                 continue
-            values = {symbol: row[name] for symbol, name in column.input_columns.items()}
+            values = {symbol: row[held] for symbol, held in column.input_columns.items()}
             check = check_bound(column.theory, row[column.metric], instance=row, atol=column.allowance(row), **values)
             assert check.passed and check.bound == pytest.approx(stored, rel=1e-14, abs=0)
             assert column.evaluate(row) == check.bound
             recomputed += 1
-    assert recomputed >= len(rows)  # at least the angle bound of every row
+    assert recomputed >= len(rows)  # at least the first bound of every row

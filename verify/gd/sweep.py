@@ -12,6 +12,10 @@ converges). Metrics:
 * ``fit_from``: the window's start, the first $L$ where the other modes are $10^{-5}$ of the slowest,
   $(d - 1)\,A^2(\rho_2/\rho)^L \le 10^{-5}$ ($\rho_2$ the next largest $|1 - \eta\lambda_i|$, $A = 3$ the largest ratio of
   two modes' amplitudes in an instance).
+
+Every row also holds the bound's inputs that are not grid parameters (``q`` $= \lVert x_q\rVert$, ``w``
+$= \lVert w_{LS}\rVert$, ``rho`` $= \max_i|1 - \eta\lambda_i|$, ``kappa`` $= \kappa(P) = 1$), so ``error_bound`` can be
+recomputed from ``results.csv`` alone (:meth:`~tfconstruct.verify.study.BoundColumn.evaluate`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from .reference import gradient_descent, least_squares
 from .strategies import AMPLITUDES, RegressionInstance, build_regression, study_spectrum
 
 CONTAMINATION = 1e-5  # the other modes' share at the start of the fit window
+KAPPA = 1.0  # the condition number of the preconditioner P = I (plain GD)
 FLOOR = 1e-13  # medians within 10x of this are round-off, left out of the fit
 
 
@@ -89,13 +94,14 @@ def _rows(batch: list[RegressionInstance], eta: float, steps: int, predictions: 
         )
         rows.append({
             "error": abs(prediction - limit),
-            "error_bound": GD_PREDICTION(q=q, w=w, kappa=1.0, rho=rho, L=steps),
+            "error_bound": GD_PREDICTION(q=q, w=w, kappa=KAPPA, rho=rho, L=steps),
             "exact_error": abs(prediction - reference),
             "exact_error_bound": 0.0,
             "round_off": round_off_allowance(max(abs(reference), 1.0), depth=steps),
             "expected_rate": per_layer_rate(eta, instance.spectrum),
             "fit_from": fit_window(eta, instance.spectrum),
-            "q": q, "w": w, "rho": rho,
+            # the bound's inputs that are not grid parameters (error_bound recomputes from the row alone)
+            "q": q, "w": w, "rho": rho, "kappa": KAPPA,
         })  # fmt: skip
     return rows
 
@@ -120,7 +126,10 @@ STUDY = Study(
         depth_param([0, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160], "GD steps L (0: the prediction 0)", minimum=0),
     ),
     replicates=3,
-    bounds=(BoundColumn("error", 1e-12), BoundColumn("exact_error", "round_off")),
+    bounds=(
+        BoundColumn("error", 1e-12, theory=GD_PREDICTION, inputs=(("L", "depth"),)),
+        BoundColumn("exact_error", "round_off"),  # exact up to round-off: bound 0, no registered bound
+    ),
     fits=(
         Fit(
             "error",

@@ -12,6 +12,10 @@ $K$, seeds ``default_seeds(K, K)``. Metrics:
   input is in $[a, b]$);
 * ``mean_error`` $= \lVert\hat\mu_0 - \mu_0\rVert/\lVert\mu_0\rVert$ against the numpy tensor power method (same
   whitening, seeds and $J$), bound $(1 + \delta_M)^4 - 1$ (``tensor_mean``).
+
+Every row also holds the bounds' inputs that are not grid parameters (``r``, ``lambda_1`` $= \lambda_1$,
+``lambda_min`` $= \lambda_{\min}$, ``domain_low``/``domain_high`` $= a, b$, ``delta`` $= \delta_M$), so each
+``*_bound`` column can be recomputed from ``results.csv`` alone (:meth:`~tfconstruct.verify.study.BoundColumn.evaluate`).
 """
 
 from __future__ import annotations
@@ -118,21 +122,25 @@ def measure(config: Config, seeds: Sequence[int]) -> list[Metrics]:
         ours = eigenvalues[0] * instance.whitening.unwhiten @ vectors[0]
         _, reference = unwhiten(tensor_power_method(instance.tensor, starts, iterations), instance.whitening)
         in_domain = bool(np.all((domain.low <= inputs[b]) & (inputs[b] <= domain.high)))
+        lambda_1, lambda_min = float(instance.eigenvalues[top]), float(instance.eigenvalues.min())
         rows.append(
             {
                 "tan_component": tan_angle(vectors[0], instance.components[top]),
                 "tan_component_bound": QUADRATIC_CONVERGENCE(
-                    r=ratio,
-                    K=k,
-                    t=iterations,
-                    lambda_1=instance.eigenvalues[top],
-                    lambda_min=instance.eigenvalues.min(),
+                    r=ratio, K=k, t=iterations, lambda_1=lambda_1, lambda_min=lambda_min
                 ),
                 "norm_error": float(np.abs(np.linalg.norm(vectors, axis=1) - 1.0).max()),
                 "norm_error_bound": delta if in_domain else NOT_APPLICABLE,
                 "mean_error": float(np.linalg.norm(ours - reference[0]) / np.linalg.norm(reference[0])),
                 "mean_error_bound": MEAN(delta=delta) if in_domain else NOT_APPLICABLE,
                 "in_domain": float(in_domain),
+                # the bounds' inputs that are not grid parameters (each bound column recomputes from the row alone)
+                "r": ratio,
+                "lambda_1": lambda_1,
+                "lambda_min": lambda_min,
+                "domain_low": float(domain.low),
+                "domain_high": float(domain.high),
+                "delta": delta,
             }
         )
     return rows
@@ -169,7 +177,16 @@ STUDY = Study(
         width_param([16, 32, 64, 128, 256], "knot intervals M of the 1/sqrt MLP"),
     ),
     replicates=3,
-    bounds=(BoundColumn("tan_component", 1e-12), BoundColumn("norm_error", 1e-12), BoundColumn("mean_error", 1e-12)),
+    bounds=(
+        BoundColumn("tan_component", 1e-12, theory=QUADRATIC_CONVERGENCE, inputs=(("K", "clusters"), ("t", "depth"))),
+        BoundColumn(
+            "norm_error",
+            1e-12,
+            theory=NORM_PER_STEP,
+            inputs=(("M", "width"), ("a", "domain_low"), ("b", "domain_high")),
+        ),
+        BoundColumn("mean_error", 1e-12, theory=MEAN),
+    ),
     fits=(Fit("tan_component", "depth", "semilog", floor=EPS), Fit("norm_error", "width", "loglog", expected=-2.0)),
     constants={
         "separation": SEPARATION,
