@@ -1,5 +1,5 @@
 """A sweep folder says where its numbers came from, resumes a reordered grid, reads back typed from its CSV alone,
-and every ``*_bound`` column (power, gd, tensor, em) recomputes from the CSV alone with the registered bound."""
+and every bound column (power, gd, tensor, em, approximation) recomputes from the CSV alone with the registered bound."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import sys
 import numpy as np
 import pytest
 
+from tfconstruct.verify.approximation.study import PARTS, approximation_sweep
 from tfconstruct.verify.bound_check import check_bound
 from tfconstruct.verify.em import sweep as em_sweep
 from tfconstruct.verify.gd import sweep as gd_sweep
 from tfconstruct.verify.power import sweep as power_sweep
-from tfconstruct.verify.tensor import sweep as tensor_sweep
 from tfconstruct.verify.sweep import Sweep, SweepMismatch, load_results, pivot
+from tfconstruct.verify.tensor import sweep as tensor_sweep
 
 GRID = {"width": [16, 8, 128], "d": [2, 3]}
 
@@ -159,3 +160,21 @@ def test_every_bound_column_recomputes_from_the_csv_alone(tmp_path, name):
             assert column.evaluate(row) == check.bound
             recomputed += 1
     assert recomputed >= len(rows)  # at least the first bound of every row
+
+
+def test_every_approximation_bound_recomputes_from_the_csv_alone(tmp_path):
+    approximation_sweep(tmp_path, list(PARTS), [8, 16], 2, progress=False).run()
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["provenance"]["part_bounds"] == {name: part.bound.name for name, part in PARTS.items()}
+    only_csv = tmp_path / "only_csv"
+    only_csv.mkdir()
+    shutil.copy(tmp_path / "results.csv", only_csv)
+    rows = load_results(only_csv)
+    assert {r["part"] for r in rows} == set(PARTS) and len(rows) == len(PARTS) * 2 * 2
+    for row in rows:
+        column = PARTS[row["part"]].column
+        assert column.bound_name == config["provenance"]["part_bounds"][row["part"]]
+        values = {symbol: row[held] for symbol, held in column.input_columns.items()}
+        check = check_bound(column.theory, row["error"], instance=row, atol=column.allowance(row), **values)
+        assert check.passed and check.bound == pytest.approx(row["bound"], rel=1e-14, abs=0)
+        assert column.evaluate(row) == check.bound

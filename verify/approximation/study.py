@@ -8,6 +8,10 @@ used by the theory report section and by ``tfconstruct sweep approximation``.
 Sup errors are maxima over grids fine enough to contain (or come within round-off of) the
 worst points, so measured <= true sup <= bound must hold; a grid that misses the worst point
 can only make the check easier, never wrong.
+
+Every row holds its instance's values (the bound's inputs but $M$ = ``width``), so its ``bound`` recomputes from
+``results.csv`` alone with the part's registered bound (:attr:`Part.column`; ``config.json`` records each part's
+bound under ``provenance.part_bounds``).
 """
 
 from __future__ import annotations
@@ -45,6 +49,14 @@ class Part:
     round_off: Callable[[Instance], float]
     expected_slope: float
     description: str
+
+    @property
+    def column(self) -> BoundColumn:
+        """The claim error <= bound + round_off on this part's rows; the bound recomputes from a row alone (the
+        instance's values are columns of it, $M$ is ``width``)."""
+        return BoundColumn(
+            "error", "round_off", bound="bound", relative=0.0, theory=self.bound, inputs=(("M", "width"),)
+        )
 
 
 def _geometric_range(rng: np.random.Generator) -> Instance:
@@ -197,6 +209,7 @@ def approximation_sweep(
         workers=workers,
         scheduler=scheduler,
         progress=progress,
+        provenance={"part_bounds": {name: PARTS[name].bound.name for name in parts}},
     )
 
 
@@ -218,9 +231,9 @@ class ApproximationStudy:
             out, list(PARTS), list(grid["width"]), replicates, base_seed=seed, workers=workers, scheduler=scheduler
         ).run()
         print(f"{len(rows)} rows in {out / 'results.csv'}")
-        column = BoundColumn("error", "round_off", bound="bound", relative=0.0)
         failed = False
         for name, part in PARTS.items():
+            column = part.column
             xs, errors = pivot(rows, "width", "error", where={"part": name})
             _, bounds = pivot(rows, "width", "bound", where={"part": name})
             mine = [r for r in rows if r["part"] == name]
