@@ -54,7 +54,7 @@ def test_at_selects_a_slice_and_the_paper_style_applies(sweep, tmp_path):
     assert main(["plot", str(sweep), *common, "--style", "paper", "--out", str(tmp_path / "paper")]) == 0
     default = (tmp_path / "default" / "power_sin_eigh_vs_depth.svg").read_text()
     w8 = (tmp_path / "w8" / "power_sin_eigh_vs_depth.svg").read_text()
-    assert "at M 16" in default and "at M 8" in w8
+    assert "at M = 16" in default and "at M = 8" in w8
     assert "serif" in (tmp_path / "paper" / "power_sin_eigh_vs_depth.svg").read_text()
 
 
@@ -99,3 +99,16 @@ def test_helpers_draw_two_panels_into_one_figure(tmp_path):
     for suffix in ("png", "pdf", "svg"):
         save(fig, tmp_path / f"two.{suffix}")
         assert (tmp_path / f"two.{suffix}").stat().st_size > 0
+
+
+def test_a_style_file_matplotlib_would_skip_lines_of_is_refused(tmp_path):
+    from tfconstruct.verify.replot import ReplotError, style_path
+
+    bad = tmp_path / "bad.mplstyle"
+    bad.write_text("lines.linewidth: fat\n")
+    with pytest.raises(ReplotError, match="not a valid matplotlib style file .*Could not convert 'fat'"):
+        style_path(str(bad))
+    junk = tmp_path / "junk.mplstyle"
+    junk.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(ReplotError, match="Bad key root"):
+        style_path(str(junk))

@@ -10,6 +10,7 @@ of one per value). Bound curves are labelled with the registered bound recorded 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,28 @@ def style_path(style: str) -> Path:
     if not path.is_file():
         names = sorted(p.stem for p in STYLES.glob("*.mplstyle"))
         raise ReplotError(f"--style {style}: no such file, and not a shipped style ({', '.join(names)})")
+    problems = _style_problems(path)
+    if problems:
+        raise ReplotError(f"--style {style}: not a valid matplotlib style file ({problems[0]})")
     return path
+
+
+def _style_problems(path: Path) -> list[str]:
+    """What matplotlib logs (and skips) reading ``path``: bad keys, values and lines, the first line of each."""
+    found: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = found.append
+    logger = logging.getLogger("matplotlib")
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        matplotlib.rc_params_from_file(str(path), use_default_template=False)
+    except (ValueError, UnicodeDecodeError) as bad:
+        return [str(bad).splitlines()[0]]
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    return [next(line for line in record.getMessage().splitlines() + ["?"] if line.strip()) for record in found]
 
 
 def parse_at(specs: Sequence[str], grid: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
@@ -180,7 +202,9 @@ def _draw(panel, rows, grid, labels, knobs, fixed_by_user, bound_names, figsize,
                 bounds[label] = median
     what = f"bound: {bound_name or bound_column} (median over seeds)"
     dashed_labels = {label: what if len(curves) == 1 else f"{label}: {what}" for label in bounds}
-    at = ", ".join(f"{labels.get(k, k)} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in fixed.items())
+    at = ", ".join(
+        f"{labels.get(k, k)} = {v:g}" if isinstance(v, (int, float)) else f"{k} = {v}" for k, v in fixed.items()
+    )
     description = study.description if study is not None else name
     title = f"{description}: {panel.metric} vs {panel.axis}" + (f" at {at}" if at else "")
     return plot_errors(

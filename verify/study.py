@@ -382,7 +382,11 @@ class Study:
             prefix=self.prefix,
             workers=workers,
             scheduler=scheduler,
-            provenance={"device": str(torch.empty(0).device), "bounds": self.bound_names},
+            provenance={
+                "device": str(torch.empty(0).device),
+                "bounds": self.bound_names,
+                "bound_inputs": {column.bound_column: column.input_columns for column in self.bounds},
+            },
         )
 
     def run(

@@ -40,6 +40,7 @@ this process writes rows, as each task finishes.
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import itertools
 import json
@@ -602,8 +603,8 @@ def package_version() -> str:
 def provenance() -> dict[str, Any]:
     """Where a sweep's numbers came from (recorded in ``config.json``, never compared): the package version, the git
     commit of the installed source and whether it had uncommitted changes (None when git or the repository is not
-    there), the Python, torch, numpy and sympy versions, the command line, the torch thread count. Never fails: what
-    cannot be found is None."""
+    there), the Python, torch, numpy, sympy and matplotlib versions, when it was written (UTC), the command line, the
+    torch thread count. Never fails: what cannot be found is None."""
     return {
         "package_version": package_version(),
         "git": git_state(Path(__file__).resolve().parent.parent),
@@ -611,6 +612,8 @@ def provenance() -> dict[str, Any]:
         "torch": _version("torch"),
         "numpy": _version("numpy"),
         "sympy": _version("sympy"),
+        "matplotlib": _version("matplotlib"),
+        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "argv": list(sys.argv),
         "torch_threads": _torch_threads(),
         "device": None,
