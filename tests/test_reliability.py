@@ -176,6 +176,7 @@ def test_cli_usage_errors_exit_2_in_one_line(args, message, tmp_path, capsys):
         main([*args, "--out", str(tmp_path / "out")])
     error = capsys.readouterr().err
     assert stop.value.code == 2 and message in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1, error
 
 
 def test_cli_output_problems_device_absence_and_runtime_failures_have_their_own_codes(tmp_path, capsys, monkeypatch):

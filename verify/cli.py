@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, NoReturn, Sequence, TextIO
 
 import torch
 
@@ -204,12 +204,20 @@ def sweep_commands(families: Sequence[Family]) -> dict[str, SweepCommand]:
     return commands
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line on stderr (``prog: error: message; see prog --help``) and exit status 2; sub-command
+    parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(
     families: Sequence[Family], studies: dict[str, SweepCommand]
 ) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction, argparse._SubParsersAction]:
     """The full parser (for the registered families and studies), its command sub-parsers (whose errors name the
     command) and the sweep's study sub-parsers."""
-    parser = argparse.ArgumentParser(prog="tfconstruct", description=__doc__)
+    parser = OneLineParser(prog="tfconstruct", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument(
         "--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
