@@ -125,6 +125,7 @@ def replot(
     if not (hasattr(study, "fits") and hasattr(study, "params")):
         study = None
     labels = {p.name: p.label for p in study.params} if study else {k: k for k in grid}
+    labels |= dict(getattr(study, "metric_labels", {}) or {})
     knobs = study.knobs if study else [k for k in grid if k in ("depth", "width")]
     fixed_by_user = parse_at(at, grid)
     bound_names = ((config.get("provenance") or {}).get("bounds")) or {}
@@ -206,10 +207,11 @@ def _draw(panel, rows, grid, labels, knobs, fixed_by_user, bound_names, figsize,
         f"{labels.get(k, k)} = {v:g}" if isinstance(v, (int, float)) else f"{k} = {v}" for k, v in fixed.items()
     )
     description = study.description if study is not None else name
-    title = f"{description}: {panel.metric} vs {panel.axis}" + (f" at {at}" if at else "")
+    metric, axis = labels.get(panel.metric, panel.metric), labels.get(panel.axis, panel.axis)
+    title = f"{description}: {metric} vs {axis}" + (f" at {at}" if at else "")
     return plot_errors(
         None, xs, curves, scale=panel.scale, dashed=bounds, dashed_labels=dashed_labels, floor=panel.floor,
-        expected_slope=panel.expected, fit_from=windows, title=title, ylabel=panel.metric,
+        expected_slope=panel.expected, fit_from=windows, title=title, ylabel=metric,
         xlabel=labels.get(panel.axis, panel.axis), figsize=figsize, style_sizes=figsize is not None,
     ).figure  # fmt: skip
 

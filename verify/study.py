@@ -289,6 +289,7 @@ class Study:
     constants: dict[str, Any] = field(default_factory=dict)
     check_grid: Callable[[Grid], list[str]] | None = None
     prefix: str | None = None
+    metric_labels: Mapping[str, str] = field(default_factory=dict)  # metric -> display label (mathtext) for figures
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]

@@ -126,6 +126,7 @@ STUDY = Study(
     replicates=3,
     bounds=(BoundColumn("mean_error", 1e-12, theory=EM_PROPAGATION, inputs=(("L", "depth"),)),),
     fits=(Fit("mean_error", "depth", "semilog"), Fit("mean_error", "width", "loglog", expected=-2.0)),
+    metric_labels={"mean_error": r"$\max_k \|\hat\mu_k^{(L)} - \mu_k^{(L)}\|$"},
     constants={
         "beta": 1.0,
         "noise": 1.0,

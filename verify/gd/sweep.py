@@ -145,4 +145,8 @@ STUDY = Study(
     constants={"spectrum": "study_spectrum(d): 1, geometric to 1/2, and 1/10", "noise": 0.0, "preconditioner": None},
     check_grid=check_grid,
     prefix="depth",
+    metric_labels={
+        "error": r"$|\hat y_L - x_q^\top w_{\mathrm{LS}}|$",
+        "exact_error": r"$|\hat y_L - y_L^{\mathrm{GD}}|$",
+    },
 )

@@ -176,6 +176,12 @@ STUDY = Study(
         BoundColumn("eigenvalue_error", 1e-12, theory=EIGENVALUE_RELATIVE),
     ),
     fits=(Fit("sin_eigh", "depth", "semilog", floor=10 * EPS), Fit("norm_error", "width", "loglog", expected=-2.0)),
+    metric_labels={
+        "sin_eigh": r"$\sin\angle(v_L, v_1)$",
+        "norm_error": r"$|\,\|v_L\| - 1\,|$",
+        "eigenvalue_error": r"$|\hat\lambda_1/\lambda_1 - 1|$",
+        "sin_reference": r"$\sin\angle(v_L, v_L^{\mathrm{ref}})$",
+    },
     constants={"domain": list(DOMAIN), "lambda_1": TOP, "condition": CONDITION, "newton": 0},
     check_grid=check_grid,
     prefix="depth",

@@ -188,6 +188,11 @@ STUDY = Study(
         BoundColumn("mean_error", 1e-12, theory=MEAN),
     ),
     fits=(Fit("tan_component", "depth", "semilog", floor=EPS), Fit("norm_error", "width", "loglog", expected=-2.0)),
+    metric_labels={
+        "tan_component": r"$\tan\angle(v_t, a_1)$",
+        "norm_error": r"$|\,\|v\| - 1\,|$",
+        "mean_error": r"$\max_k \|\hat\mu_k - \mu_k\|$",
+    },
     constants={
         "separation": SEPARATION,
         "cosine": COSINE,
