@@ -41,7 +41,7 @@ def sines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.minimum(np.linalg.norm(a - b, axis=-1), np.linalg.norm(a + b, axis=-1))
 
 
-def direction_allowance(tensor: np.ndarray, iterates: np.ndarray) -> np.ndarray:
+def direction_allowance(tensor: np.ndarray, iterates: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
     r"""Round-off allowance on $\sin\angle(v_t, v_t^{ref})$, $t = 0..J$, propagated along the reference iterates.
 
     One contraction $u = T(I, v, v)$ (unit $v$) has relative round-off up to
@@ -49,16 +49,20 @@ def direction_allowance(tensor: np.ndarray, iterates: np.ndarray) -> np.ndarray:
     up to $k+1$ heads) summed per coordinate, each at most $\lVert T_{:,j,m}\rVert(|v_j v_m| + 2)$ (the 2 is the shift of the
     shifted heads). An earlier direction error is carried by the Jacobian of $v \mapsto u/\lVert u\rVert$ on the tangent
     space, $J = 2(I - \hat u\hat u^\top) T(I, v, \cdot)(I - vv^\top)/\lVert u\rVert$, which doubles errors near a tie
-    between components and damps them near convergence: $e_{t+1} \le \lVert J_t\rVert e_t + \rho_t$."""
+    between components and damps them near convergence: $e_{t+1} \le \lVert J_t\rVert e_t + \rho_t$. With ``norms``
+    (the transformer's $\lVert v_t\rVert$: below 1 after a normaliser input under $a$), the products scale as
+    $r_t^2$ but the shift does not, so $\rho_t$ is taken at $v = r_t\hat v_t$: the cancellation grows as $1/r_t^2$."""
     k = tensor.shape[0]
     slices = np.linalg.norm(tensor, axis=0)  # slices[j, m] = |T_{:, j, m}|
     allowance = [4 * EPS]
-    for v in iterates[:-1] / np.linalg.norm(iterates[:-1], axis=-1, keepdims=True):
+    scales = np.ones(len(iterates)) if norms is None else np.asarray(norms)
+    for v, r in zip(iterates[:-1] / np.linalg.norm(iterates[:-1], axis=-1, keepdims=True), scales[:-1]):
         partial = np.einsum("abc,b->ac", tensor, v)
         u = partial @ v
         unit = u / np.linalg.norm(u)
         jacobian = 2 * (np.eye(k) - np.outer(unit, unit)) @ partial @ (np.eye(k) - np.outer(v, v)) / np.linalg.norm(u)
-        rounding = k * (k + 1) * EPS * float((slices * (np.abs(np.outer(v, v)) + 2.0)).sum()) / np.linalg.norm(u)
+        terms = float((slices * (r**2 * np.abs(np.outer(v, v)) + 2.0)).sum())
+        rounding = k * (k + 1) * EPS * terms / (r**2 * np.linalg.norm(u))
         allowance.append(np.linalg.norm(jacobian, 2) * allowance[-1] + rounding)
     return np.array(allowance)
 
@@ -86,7 +90,8 @@ def test_odeco_decomposition_is_recovered_within_the_norm_bound(instance, heads)
     # exact part: component 0 moves along the reference's direction at every step, up to the round-off of summing
     # terms of size |T_{:, j, m}| (|v_j v_m| + 2) into a u that is small when the seed barely overlaps a component
     assert np.all(
-        sines(iterates[0], reference.iterates[0]) <= direction_allowance(instance.tensor, reference.iterates[0])
+        sines(iterates[0], reference.iterates[0])
+        <= direction_allowance(instance.tensor, reference.iterates[0], np.linalg.norm(iterates[0], axis=-1))
     )
     # the read-out bounds' assumption: each component's last normaliser input inside [a, b]
     seen = trajectory.normaliser_inputs.numpy()[0, :, -1]
