@@ -34,7 +34,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+import torch
+
 from ..attention import AttentionHead, MultiHeadAttention
+from ..checks import as_batch, integer_in
 from ..mlp import MLPBuilder
 from ..model import Transformer
 from ..moves import clear, replace
@@ -168,3 +172,20 @@ def m_step_block(layout: ResidualLayout, mode: Mode, sharpness: float) -> Transf
         clear(mlp, "pi").group({"resp_mean": 1.0, "cluster": 1.0}, {"pi": 1.0}, bias=-1.0, label="pi = <e, mean w>")
         clear(mlp, "resp_mean")
     return Transformer(layout, [MultiHeadAttention(heads, label="M-step"), mlp.build()], ["attn", "mlp"])
+
+
+def points_and_means(
+    points: np.ndarray | torch.Tensor, means: np.ndarray | torch.Tensor, dim: int, components: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Data ``points`` $(B, n, d)$ and initial ``means`` $(B, K, d)$ as batches (a leading batch dimension may be
+    omitted), checked: real and finite, $d$ = ``dim``, $n \ge K$ = ``components``, the means' shape; every EM
+    construction's ``embed`` starts with this."""
+    x = as_batch("points", points, 3)
+    mu = as_batch("means", means, 3)
+    batch, n, d = x.shape
+    if d != dim:
+        raise ValueError(f"points must have dim={dim} features, got {d}")
+    integer_in("number of points n (at least components)", n, components)
+    if tuple(mu.shape) != (batch, components, dim):
+        raise ValueError(f"means must have shape ({batch}, {components}, {dim}), got {tuple(mu.shape)}")
+    return x, mu

@@ -42,14 +42,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..checks import as_batch, integer_in, positive, within_radius
+from ..checks import integer_in, positive, within_radius
 from ..construction import Construction
 from ..mlp import MLPBuilder
 from ..model import Transformer
 from ..moves import clear, replace
 from ..residual import ResidualLayout
 from ..softmax_heads import MAX_HEADS, STAIRCASE_SHARPNESS, Anchors, SigmoidStaircase, staircase_heads
-from .layers import e_step_block, em_layout, m_step_block, refresh_block
+from .layers import e_step_block, em_layout, m_step_block, points_and_means, refresh_block
 
 SCORE_LIMIT = 1e300  # |scores| <= 1.5 beta R^2 must stay finite in float64
 ANCHORS = Anchors()
@@ -159,14 +159,8 @@ class SoftmaxHeadsEM(Construction):
         Raises:
             ValueError: on wrong shapes, non-finite values, $n < K$ or norms above ``radius``.
         """
-        x = as_batch("points", points, 3)
-        mu = as_batch("means", means, 3)
+        x, mu = points_and_means(points, means, self.dim, self.components)
         batch, n, d = x.shape
-        if d != self.dim:
-            raise ValueError(f"points must have dim={self.dim} features, got {d}")
-        integer_in("number of points n (at least components)", n, self.components)
-        if tuple(mu.shape) != (batch, self.components, self.dim):
-            raise ValueError(f"means must have shape ({batch}, {self.components}, {self.dim}), got {tuple(mu.shape)}")
         within_radius("points and initial means", torch.cat([x, mu], dim=-2), self.radius)
         k, tokens = self.components, n + self.components
         is_data = torch.cat([torch.ones(n), torch.zeros(k)]).reshape(1, tokens, 1)

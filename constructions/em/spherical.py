@@ -104,7 +104,8 @@ from ..moves import clear, replace
 from ..piecewise import PiecewiseLinear, geometric_knots
 from ..residual import ResidualLayout
 from ..weights import Bilinear, LinearMap
-from .two_block import MASK_MARGIN, MIN_MASK_MARGIN, SCORE_LIMIT, WEIGHT_SUM_TOLERANCE, gate
+from .layers import points_and_means
+from .two_block import MASK_MARGIN, MIN_MASK_MARGIN, SCORE_LIMIT, gate, initial_weights
 
 
 def spherical_layout(dim: int, components: int) -> ResidualLayout:
@@ -406,15 +407,9 @@ class SphericalEM(Construction):
                 are not a probability vector with every entry $\ge \pi_{floor}$, variances outside
                 ``variance_range`` (or unequal when tied).
         """
-        x = as_batch("points", points, 3)
-        mu = as_batch("means", means, 3)
+        x, mu = points_and_means(points, means, self.dim, self.components)
         batch, n, d = x.shape
-        if d != self.dim:
-            raise ValueError(f"points must have dim={self.dim} features, got {d}")
-        integer_in("number of points n (at least components)", n, self.components)
         k, tokens = self.components, n + self.components
-        if tuple(mu.shape) != (batch, k, self.dim):
-            raise ValueError(f"means must have shape ({batch}, {k}, {self.dim}), got {tuple(mu.shape)}")
         largest = float(torch.cat([x, mu], dim=1).abs().max())
         if largest > self.radius:
             raise ValueError(
@@ -429,7 +424,7 @@ class SphericalEM(Construction):
                 f"towards it would get a variance set by floor, not by the data; build with floor <= "
                 f"{self.variance_range[0] / (40 * n * self.radius**2):.3g} or variance_range starting at >= {leak:.3g}"
             )
-        pi = self._weights(weights, batch)
+        pi = initial_weights(weights, batch, self.components, self.weight_floor)
         s = self._variances(variances, batch)
         zeros = torch.zeros(batch, n, 1, dtype=x.dtype)
         c = torch.log(pi) - 0.5 * (mu**2).sum(-1) / s - 0.5 * d * torch.log(s)
@@ -449,28 +444,6 @@ class SphericalEM(Construction):
             "one": 1.0,
         }
         return self.layout.embed(batch, tokens, values, device=device)
-
-    def _weights(self, weights: np.ndarray | torch.Tensor | None, batch: int) -> torch.Tensor:
-        if weights is None:
-            return torch.full((batch, self.components), 1.0 / self.components, dtype=torch.float64)
-        pi = as_batch("weights", weights, 2)
-        if tuple(pi.shape) != (batch, self.components):
-            raise ValueError(f"weights must have shape ({batch}, {self.components}), got {tuple(pi.shape)}")
-        sums = pi.sum(-1)
-        if bool(((sums - 1).abs() > WEIGHT_SUM_TOLERANCE).any()):
-            worst = int((sums - 1).abs().argmax())
-            raise ValueError(
-                f"weights must sum to 1 (within {WEIGHT_SUM_TOLERANCE:g}) per batch entry; entry {worst} sums to "
-                f"{float(sums[worst]):.6g}"
-            )
-        if bool((pi <= 0).any()):
-            raise ValueError(f"weights must be > 0, got smallest {float(pi.min()):.6g}")
-        if bool((pi < self.weight_floor).any()):
-            raise ValueError(
-                f"weights must be >= weight_floor={self.weight_floor:g}; got smallest {float(pi.min()):.6g} (build "
-                "with weight_floor <= that)"
-            )
-        return pi
 
     def _variances(self, variances: np.ndarray | torch.Tensor | None, batch: int) -> torch.Tensor:
         s_min, s_max = self.variance_range

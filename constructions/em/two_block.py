@@ -64,11 +64,12 @@ from ..moves import clear, replace
 from ..piecewise import PiecewiseLinear, geometric_knots, uniform_knots
 from ..residual import ResidualLayout
 from ..weights import Bilinear, Coefficient, LinearMap
+from .construction import WEIGHT_SUM_TOLERANCE
+from .layers import points_and_means
 
 MASK_MARGIN = 750.0  # exp(-750) underflows to 0 in float64 (the smallest subnormal is exp(-744.4))
 MIN_MASK_MARGIN = 40.0  # the smallest margin accepted: masked keys weigh <= n exp(-40) ~ 4e-18 n relative
 SCORE_LIMIT = 1e300  # scores must stay finite in float64
-WEIGHT_SUM_TOLERANCE = 1e-9
 
 
 def two_block_layout(dim: int, components: int) -> ResidualLayout:
@@ -216,6 +217,33 @@ class TwoBlockReadout:
     responsibilities: torch.Tensor | None = None
 
 
+def initial_weights(
+    weights: np.ndarray | torch.Tensor | None, batch: int, components: int, weight_floor: float
+) -> torch.Tensor:
+    """The initial mixing weights $(B, K)$: $1/K$ when None, else checked to sum to 1 per batch entry, be positive
+    and be at least ``weight_floor`` (each failure named, in that order)."""
+    if weights is None:
+        return torch.full((batch, components), 1.0 / components, dtype=torch.float64)
+    pi = as_batch("weights", weights, 2)
+    if tuple(pi.shape) != (batch, components):
+        raise ValueError(f"weights must have shape ({batch}, {components}), got {tuple(pi.shape)}")
+    sums = pi.sum(-1)
+    if bool(((sums - 1).abs() > WEIGHT_SUM_TOLERANCE).any()):
+        worst = int((sums - 1).abs().argmax())
+        raise ValueError(
+            f"weights must sum to 1 (within {WEIGHT_SUM_TOLERANCE:g}) per batch entry; entry {worst} sums to "
+            f"{float(sums[worst]):.6g}"
+        )
+    if bool((pi <= 0).any()):
+        raise ValueError(f"weights must be > 0, got smallest {float(pi.min()):.6g}")
+    if bool((pi < weight_floor).any()):
+        raise ValueError(
+            f"weights must be >= weight_floor={weight_floor:g}; got smallest {float(pi.min()):.6g} (build "
+            "with weight_floor <= that)"
+        )
+    return pi
+
+
 class TwoBlockEM(Construction):
     r"""$L$ soft EM steps (unit variance, means and weights updated) in 2 attention + 2 MLP sublayers each.
 
@@ -306,22 +334,16 @@ class TwoBlockEM(Construction):
             ValueError: on wrong shapes, non-finite values, $n < K$, a coordinate outside $[-R, R]$, or weights
                 that are not a probability vector with every entry $\ge \pi_{floor}$.
         """
-        x = as_batch("points", points, 3)
-        mu = as_batch("means", means, 3)
+        x, mu = points_and_means(points, means, self.dim, self.components)
         batch, n, d = x.shape
-        if d != self.dim:
-            raise ValueError(f"points must have dim={self.dim} features, got {d}")
-        integer_in("number of points n (at least components)", n, self.components)
         k, tokens = self.components, n + self.components
-        if tuple(mu.shape) != (batch, k, self.dim):
-            raise ValueError(f"means must have shape ({batch}, {k}, {self.dim}), got {tuple(mu.shape)}")
         largest = float(torch.cat([x, mu], dim=1).abs().max())
         if largest > self.radius:
             raise ValueError(
                 f"a coordinate of the points or initial means has |value| {largest:.6g} > radius={self.radius:g}; "
                 f"every coordinate must be in [-radius, radius] (build with radius >= {largest:.6g})"
             )
-        pi = self._weights(weights, batch)
+        pi = initial_weights(weights, batch, self.components, self.weight_floor)
         data = torch.zeros(batch, n, 1, dtype=x.dtype)
         c = torch.log(pi) - 0.5 * (mu**2).sum(-1)
         fd = torch.cat([torch.ones(n), torch.zeros(k)]).reshape(1, tokens, 1)
@@ -336,28 +358,6 @@ class TwoBlockEM(Construction):
             "one": 1.0,
         }
         return self.layout.embed(batch, tokens, values, device=device)
-
-    def _weights(self, weights: np.ndarray | torch.Tensor | None, batch: int) -> torch.Tensor:
-        if weights is None:
-            return torch.full((batch, self.components), 1.0 / self.components, dtype=torch.float64)
-        pi = as_batch("weights", weights, 2)
-        if tuple(pi.shape) != (batch, self.components):
-            raise ValueError(f"weights must have shape ({batch}, {self.components}), got {tuple(pi.shape)}")
-        sums = pi.sum(-1)
-        if bool(((sums - 1).abs() > WEIGHT_SUM_TOLERANCE).any()):
-            worst = int((sums - 1).abs().argmax())
-            raise ValueError(
-                f"weights must sum to 1 (within {WEIGHT_SUM_TOLERANCE:g}) per batch entry; entry {worst} sums to "
-                f"{float(sums[worst]):.6g}"
-            )
-        if bool((pi <= 0).any()):
-            raise ValueError(f"weights must be > 0, got smallest {float(pi.min()):.6g}")
-        if bool((pi < self.weight_floor).any()):
-            raise ValueError(
-                f"weights must be >= weight_floor={self.weight_floor:g}; got smallest {float(pi.min()):.6g} (build "
-                "with weight_floor <= that)"
-            )
-        return pi
 
     def readout(self, stream: torch.Tensor) -> TwoBlockReadout:
         """Means and weights held by a stream at an iteration boundary (on the parameter tokens)."""
