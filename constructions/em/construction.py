@@ -45,7 +45,7 @@ import torch
 from ..checks import as_batch, integer_in, positive, within_radius
 from ..construction import Construction, TutorialExample
 from ..piecewise import PiecewiseLinear, geometric_knots
-from .layers import Mode, e_step_block, em_layout, m_step_block, points_and_means, refresh_block
+from .layers import Mode, e_step_block, em_layout, m_step_block, points_and_means, refresh_block, token_values
 
 MODES: tuple[str, ...] = ("soft", "hard")
 SCORE_LIMIT = 1e300  # |scores| <= 1.5 beta R^2 must stay finite in float64 (max ~1.8e308)
@@ -170,18 +170,9 @@ class EMConstruction(Construction):
                 or weights that are not a probability vector.
         """
         x, mu = points_and_means(points, means, self.dim, self.components)
-        batch, n, d = x.shape
+        batch, n, _ = x.shape
         within_radius("points and initial means", torch.cat([x, mu], dim=-2), self.radius)
-        k, tokens = self.components, n + self.components
-        is_data = torch.cat([torch.ones(n), torch.zeros(k)]).reshape(1, tokens, 1)
-        values = {
-            "x": torch.cat([x, torch.zeros(batch, k, d, dtype=x.dtype)], dim=1),
-            "mu": torch.cat([torch.zeros(batch, n, d, dtype=mu.dtype), mu], dim=1),
-            "cluster": torch.cat([torch.zeros(n, k), torch.eye(k)]).unsqueeze(0),
-            "is_data": is_data,
-            "is_centroid": 1.0 - is_data,
-            "one": 1.0,
-        }
+        tokens, values = token_values(x, mu)
         if self.update_weights:
             pi = self._weights(weights, batch)
             values["pi"] = torch.cat([torch.zeros(batch, n), pi], dim=1).unsqueeze(-1)

@@ -189,3 +189,20 @@ def points_and_means(
     if tuple(mu.shape) != (batch, components, dim):
         raise ValueError(f"means must have shape ({batch}, {components}, {dim}), got {tuple(mu.shape)}")
     return x, mu
+
+
+def token_values(x: torch.Tensor, mu: torch.Tensor) -> tuple[int, dict[str, torch.Tensor | float]]:
+    """``(tokens, values)`` of :func:`em_layout`'s input: $n$ data tokens holding ``x``, then $K$ centroid tokens
+    holding ``mu`` and their one-hot ``cluster``, the token-type flags and ``one``."""
+    batch, n, d = x.shape
+    k = mu.shape[-2]
+    tokens = n + k
+    is_data = torch.cat([torch.ones(n), torch.zeros(k)]).reshape(1, tokens, 1)
+    return tokens, {
+        "x": torch.cat([x, torch.zeros(batch, k, d, dtype=x.dtype)], dim=1),
+        "mu": torch.cat([torch.zeros(batch, n, d, dtype=mu.dtype), mu], dim=1),
+        "cluster": torch.cat([torch.zeros(n, k), torch.eye(k)]).unsqueeze(0),
+        "is_data": is_data,
+        "is_centroid": 1.0 - is_data,
+        "one": 1.0,
+    }

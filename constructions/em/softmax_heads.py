@@ -49,7 +49,7 @@ from ..model import Transformer
 from ..moves import clear, replace
 from ..residual import ResidualLayout
 from ..softmax_heads import MAX_HEADS, STAIRCASE_SHARPNESS, Anchors, SigmoidStaircase, staircase_heads
-from .layers import e_step_block, em_layout, m_step_block, points_and_means, refresh_block
+from .layers import e_step_block, em_layout, m_step_block, points_and_means, refresh_block, token_values
 
 SCORE_LIMIT = 1e300  # |scores| <= 1.5 beta R^2 must stay finite in float64
 ANCHORS = Anchors()
@@ -160,18 +160,9 @@ class SoftmaxHeadsEM(Construction):
             ValueError: on wrong shapes, non-finite values, $n < K$ or norms above ``radius``.
         """
         x, mu = points_and_means(points, means, self.dim, self.components)
-        batch, n, d = x.shape
         within_radius("points and initial means", torch.cat([x, mu], dim=-2), self.radius)
-        k, tokens = self.components, n + self.components
-        is_data = torch.cat([torch.ones(n), torch.zeros(k)]).reshape(1, tokens, 1)
-        values = {
-            "x": torch.cat([x, torch.zeros(batch, k, d, dtype=x.dtype)], dim=1),
-            "mu": torch.cat([torch.zeros(batch, n, d, dtype=mu.dtype), mu], dim=1),
-            "cluster": torch.cat([torch.zeros(n, k), torch.eye(k)]).unsqueeze(0),
-            "is_data": is_data,
-            "is_centroid": 1.0 - is_data,
-            "one": 1.0,
-        }
+        tokens, values = token_values(x, mu)
+        batch = x.shape[0]
         stream = self.layout.embed(batch, tokens, values, device=device)
         return torch.cat([stream, ANCHORS.embed(self.layout, batch, device=stream.device)], dim=1)
 
