@@ -8,6 +8,7 @@ subpackages :mod:`~tfconstruct.constructions.power`, :mod:`~tfconstruct.construc
 from .attention import AttentionHead as AttentionHead, MultiHeadAttention as MultiHeadAttention
 from .checks import as_batch as as_batch, integer_in as integer_in, positive as positive, within_radius as within_radius
 from .construction import Construction as Construction, TutorialExample as TutorialExample
+from .lesson import Checkpoint as Checkpoint, Geometry as Geometry, PseudoLine as PseudoLine
 from .gadgets import (
     InverseSqrt as InverseSqrt,
     NormalisationDomain as NormalisationDomain,

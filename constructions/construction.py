@@ -14,11 +14,12 @@ name). :class:`TutorialExample` is a small worked instance for the generated tut
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 import torch
 
+from .lesson import ROLES, Checkpoint, Geometry, PseudoLine, Role
 from .model import Trace, Transformer
 from .residual import ResidualLayout
 
@@ -52,10 +53,31 @@ class TutorialExample:
     """``model`` run on ``stream`` (a batch of one) illustrates the construction described in ``notes``.
 
     ``notes`` is Markdown: what each subspace holds, what each layer's weights do (with LaTeX),
-    and how to read the result off the final stream.
+    and how to read the result off the final stream. The optional rest (:mod:`~tfconstruct.constructions.lesson`)
+    feeds the tutorials and the explorer: the subspaces' ``roles``, the ``pseudocode``, the reference algorithm's
+    ``checkpoints``, the 2-D ``geometry`` and ``at_width(M)`` (the example rebuilt at width $M$, for ``widths``).
     """
 
     title: str
     model: Transformer
     stream: torch.Tensor
     notes: str
+    roles: Mapping[str, Role] = field(default_factory=dict)
+    pseudocode: tuple[PseudoLine, ...] = ()
+    checkpoints: tuple[Checkpoint, ...] = ()
+    geometry: Geometry | None = None
+    at_width: Callable[[int], "TutorialExample"] | None = None
+    widths: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        layout = self.model.layout
+        for name, role in self.roles.items():
+            layout[name]  # a KeyError naming the layout's subspaces
+            if role not in ROLES:
+                raise ValueError(f"roles[{name!r}] must be one of {ROLES}, got {role!r}")
+        for checkpoint in self.checkpoints:
+            self.model[checkpoint.hook]  # a KeyError naming the model's hooks
+            if checkpoint.subspace is not None:
+                layout[checkpoint.subspace]
+        if self.widths and self.at_width is None:
+            raise ValueError("widths needs at_width (the example rebuilt at width M)")
