@@ -8,7 +8,6 @@ subpackages :mod:`~tfconstruct.constructions.power`, :mod:`~tfconstruct.construc
 from .attention import AttentionHead as AttentionHead, MultiHeadAttention as MultiHeadAttention
 from .checks import as_batch as as_batch, integer_in as integer_in, positive as positive, within_radius as within_radius
 from .construction import Construction as Construction, TutorialExample as TutorialExample
-from .lesson import Checkpoint as Checkpoint, Geometry as Geometry, PseudoLine as PseudoLine
 from .gadgets import (
     InverseSqrt as InverseSqrt,
     NormalisationDomain as NormalisationDomain,
@@ -18,6 +17,7 @@ from .gadgets import (
     signed_heads as signed_heads,
     squared_norm_head as squared_norm_head,
 )
+from .lesson import Checkpoint as Checkpoint, Geometry as Geometry, PseudoLine as PseudoLine
 from .mlp import MLP as MLP, MLPBuilder as MLPBuilder
 from .model import Trace as Trace, Transformer as Transformer
 from .piecewise import (

@@ -98,7 +98,7 @@ class AttentionHead:
 
     def pattern(self, stream: torch.Tensor) -> torch.Tensor:
         r"""The weights $A_{ij}$ that multiply $W_{OV} h_j$ (softmax, $\sigma(s)/N$ or $s/N$, $N$ attended keys)."""
-        return self._weights(self.scores(stream), self._key_mask(stream), stream.shape[-2])
+        return self._weights(self.scores(stream), self.key_mask(stream), stream.shape[-2])
 
     def dense_output(self, stream: torch.Tensor) -> torch.Tensor:
         r"""The head's output with the full $D \times D$ matrices (the reference for :meth:`update`)."""
@@ -127,7 +127,7 @@ class AttentionHead:
         else:
             queries, keys = queries @ qk.block, take(stream, qk.cols)
         values = take(stream, ov.rows)
-        mask = self._key_mask(stream)
+        mask = self.key_mask(stream)
         tokens_attended = tokens
         if mask is not None and mask[0, 0].any() and torch.equal(mask, mask[:1].expand_as(mask)):
             # the same keys in every instance (token types fixed by position): attend to those keys only
@@ -189,7 +189,8 @@ class AttentionHead:
         """$N$: the attended keys (the same for every query, since a mask selects keys)."""
         return tokens if mask is None else mask.sum(-1, keepdim=True).clamp(min=1)
 
-    def _key_mask(self, stream: torch.Tensor) -> torch.Tensor | None:
+    def key_mask(self, stream: torch.Tensor) -> torch.Tensor | None:
+        """The keys each query may attend to, shape ``(batch, 1, N)`` (None: every token is a key)."""
         if self.keys is None:
             return None
         flag = self.layout.read(stream, self.keys)[..., 0]

@@ -18,7 +18,8 @@ clipping its error bound accounts for) is checked above only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -29,7 +30,9 @@ RELATIVE_SLACK = 1e-9
 class InputDomain:
     """An approximating MLP is accurate while ``subspace`` stays in [``low``, ``high``] on the tokens whose flag
     ``tokens`` is 1 (all tokens when None: the others' outputs are not used); ``parameter`` names what sets the domain
-    (for the error message); ``clamp_below`` marks a lower end that clips by design."""
+    (for the error message); ``clamp_below`` marks a lower end that clips by design. ``interpolant`` (a
+    :class:`~tfconstruct.constructions.piecewise.PiecewiseLinear`, when the sublayer computes one) adds
+    ``scale`` times its value into ``output``: what a reader draws against the target function."""
 
     subspace: str
     low: float
@@ -37,6 +40,9 @@ class InputDomain:
     parameter: str = ""
     clamp_below: bool = False
     tokens: str | None = None
+    interpolant: Any = field(default=None, compare=False, repr=False)
+    output: str | None = None
+    scale: float = 1.0
 
     def outside(self, values: torch.Tensor, used: torch.Tensor | None = None) -> list[tuple[int, float]]:
         """``(instance, value)`` for each instance of ``values`` ``(batch, tokens, k)`` with an entry outside, on the

@@ -169,7 +169,7 @@ class InverseSqrt:
     def __post_init__(self) -> None:
         integer_in("width", self.width, 1)
         knots = geometric_knots(self.domain.low, self.domain.high, self.width)
-        object.__setattr__(self, "interpolant", PiecewiseLinear.interpolate(lambda s: s**-0.5, knots))
+        object.__setattr__(self, "interpolant", PiecewiseLinear.interpolate(lambda s: s**-0.5, knots, "s^(-1/2)"))
 
     @property
     def relative_error(self) -> float:
@@ -265,5 +265,7 @@ def inverse_sqrt_heads(
             f"const {vec} -> {dst}",
         )
     )
-    domain = InputDomain(src, normaliser.domain.low, normaliser.domain.high, parameter)
+    domain = InputDomain(
+        src, normaliser.domain.low, normaliser.domain.high, parameter, interpolant=interpolant, output=dst
+    )
     return MultiHeadAttention(heads, label=label, domains=(domain,))

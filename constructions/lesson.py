@@ -27,7 +27,8 @@ ROLES: tuple[str, ...] = ("input", "state", "scratch", "result")
 
 @dataclass(frozen=True)
 class PseudoLine:
-    """One line of the algorithm's pseudocode (LaTeX allowed between ``$``) and the phases it covers."""
+    """One line of the algorithm's pseudocode (plain text; Unicode symbols such as ← Σ ‖v‖ read well) and the
+    phases it covers."""
 
     text: str
     phases: tuple[str, ...] = ()

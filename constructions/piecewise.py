@@ -22,7 +22,7 @@ the right form only sums terms of the size of $f(s)$.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import numpy as np
@@ -54,17 +54,20 @@ def _check_range(low: float, high: float, intervals: int) -> None:
 
 @dataclass(frozen=True)
 class PiecewiseLinear:
-    """The hinge expansion of the interpolant of ``f`` on ``knots``."""
+    """The hinge expansion of the interpolant of ``f`` on ``knots``; ``target`` is ``f`` itself and ``name`` its
+    name (plain text), kept so that a reader can draw the interpolant against what it approximates."""
 
     knots: np.ndarray
     values: np.ndarray
+    target: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False, repr=False)
+    name: str = ""
 
     @classmethod
-    def interpolate(cls, f: Callable[[np.ndarray], np.ndarray], knots: np.ndarray) -> "PiecewiseLinear":
+    def interpolate(cls, f: Callable[[np.ndarray], np.ndarray], knots: np.ndarray, name: str = "") -> "PiecewiseLinear":
         knots = np.asarray(knots, dtype=np.float64)
         if knots.ndim != 1 or knots.size < 2 or np.any(np.diff(knots) <= 0):
             raise ValueError("knots must be a strictly increasing 1-D array with at least 2 entries")
-        return cls(knots, np.asarray(f(knots), dtype=np.float64))
+        return cls(knots, np.asarray(f(knots), dtype=np.float64), f, name or getattr(f, "__name__", ""))
 
     @property
     def intervals(self) -> int:
@@ -119,5 +122,7 @@ class PiecewiseLinear:
             builder.group({src: sign}, {dst: scale * w}, bias=-sign * t, label=f"hinge {src}@{t:.3g}")
         constant = self.offset if anchor == "left" else float(self.values[-1])
         builder.group({}, {dst: scale * constant}, bias=1.0, label=f"offset {dst}")
-        domain = InputDomain(src, float(self.knots[0]), float(self.knots[-1]), parameter, clamp_below, tokens)
+        domain = InputDomain(
+            src, float(self.knots[0]), float(self.knots[-1]), parameter, clamp_below, tokens, self, dst, scale
+        )
         return builder.check_domain(domain)

@@ -138,7 +138,7 @@ class EMConstruction(Construction):
         self.model = self.iteration * self.iterations
 
     def _log_interpolant(self, low: float) -> PiecewiseLinear:
-        return PiecewiseLinear.interpolate(np.log, geometric_knots(low, 1.0, self.width))
+        return PiecewiseLinear.interpolate(np.log, geometric_knots(low, 1.0, self.width), "log")
 
     def __repr__(self) -> str:
         knobs = f"beta={self.beta:g}, radius={self.radius:g}"

@@ -337,8 +337,8 @@ class SphericalEM(Construction):
 
         s_min, s_max = self.variance_range
         self.layout = spherical_layout(self.dim, self.components)
-        log_resp = PiecewiseLinear.interpolate(np.log, geometric_knots(self.floor, 1.0, self.width))
-        log_pi = PiecewiseLinear.interpolate(np.log, geometric_knots(self.weight_floor, 1.0, self.width))
+        log_resp = PiecewiseLinear.interpolate(np.log, geometric_knots(self.floor, 1.0, self.width), "log")
+        log_pi = PiecewiseLinear.interpolate(np.log, geometric_knots(self.weight_floor, 1.0, self.width), "log")
         variance_knots = geometric_knots(s_min, s_max, self.width)
         inverse = PiecewiseLinear.interpolate(np.reciprocal, variance_knots)
         log_var = PiecewiseLinear.interpolate(np.log, variance_knots)

@@ -293,8 +293,8 @@ class TwoBlockEM(Construction):
             )
 
         self.layout = two_block_layout(self.dim, self.components)
-        log_resp = PiecewiseLinear.interpolate(np.log, geometric_knots(self.floor, 1.0, self.width))
-        log_pi = PiecewiseLinear.interpolate(np.log, geometric_knots(self.weight_floor, 1.0, self.width))
+        log_resp = PiecewiseLinear.interpolate(np.log, geometric_knots(self.floor, 1.0, self.width), "log")
+        log_pi = PiecewiseLinear.interpolate(np.log, geometric_knots(self.weight_floor, 1.0, self.width), "log")
         square = PiecewiseLinear.interpolate(np.square, uniform_knots(-self.radius, self.radius, self.width))
         self.e_step = e_step_block(self.layout, self.mask, log_resp)
         self.m_step = m_step_block(self.layout, self.mask, self.radius, log_pi, square)

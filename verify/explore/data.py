@@ -1,0 +1,267 @@
+r"""Everything an explorer page shows, computed once in Python from a tutorial example and its forward pass.
+
+:func:`lesson_data` returns plain lists and dicts (JSON): the layout with roles, the streams before and after each
+sublayer, the timeline (steps, phases, pseudocode lines), and per sublayer what it reads and writes and its panel:
+
+* attention: per head the scores $s_{ij} = h_i^\top W_{QK} h_j$, each score split into its block terms
+  $h_i[a]^\top W_{QK}[a, b]\, h_j[b]$, the pattern $A_{ij}$ (with the key mask and the row sums), the values
+  $W_{OV} h_j$ on the coordinates the head writes, the output $\sum_j A_{ij} W_{OV} h_j$, and the non-zero blocks
+  of $W_{QK}$ and $W_{OV}$ (each drawn on its own colour scale);
+* MLP: the interpolants it computes (target, knots, the values its input takes on the example) and its exact moves
+  as statements (``v <- next``, ``u <- 0``), read off the unit groups' weights.
+
+The reference checkpoints, the 2-D geometry and the width study are added by :mod:`.reference`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from tfconstruct.constructions.attention import MultiHeadAttention
+from tfconstruct.constructions.construction import TutorialExample
+from tfconstruct.constructions.mlp import MLP
+from tfconstruct.constructions.residual import ResidualLayout
+
+from .access import BIAS, access, slot_status
+from .timeline import pseudocode_line, split_hook, steps
+
+BROADCAST_SPREAD = 1e-9  # a block whose tokens differ by less than this (relative) at every point is shown once
+CURVE_POINTS = 240
+
+
+def lesson_data(key: str, example: TutorialExample) -> dict[str, Any]:
+    """The page data of one example (a batch of one)."""
+    model, layout = example.model, example.model.layout
+    if example.stream.ndim != 3 or example.stream.shape[0] != 1:
+        raise ValueError(
+            f"explorer {key!r}: the example stream must be a batch of one, got {tuple(example.stream.shape)}"
+        )
+    with torch.no_grad():
+        trace = model(example.stream, trace=True)
+    streams = [s[0] for s in trace.streams]
+    roles = dict(example.roles)
+    return {
+        "key": key,
+        "title": example.title,
+        "tokens": int(example.stream.shape[1]),
+        "blocks": [
+            {
+                "name": b.name,
+                "start": b.start,
+                "size": b.size,
+                "role": roles.get(b.name, "input" if b.name == BIAS else ""),
+                "broadcast": _broadcast(streams, b.start, b.size),
+            }
+            for b in layout
+        ],
+        "streams": [s.tolist() for s in streams],
+        "status": slot_status(model, roles),
+        "steps": [{"name": s.name, "first": s.first, "last": s.last} for s in steps(model.names)],
+        "pseudocode": [line.text for line in example.pseudocode],
+        "sublayers": [
+            _sublayer(hook, layer, layout, streams[k], example, k)
+            for k, (hook, layer) in enumerate(zip(model.names, model.layers))
+        ],
+    }
+
+
+def _broadcast(streams: list[torch.Tensor], start: int, size: int) -> bool:
+    """The block holds the same values in every token throughout the pass (round-off aside)."""
+    if streams[0].shape[0] < 2:
+        return False
+    for stream in streams:
+        block = stream[:, start : start + size]
+        spread = float((block.amax(0) - block.amin(0)).abs().max())
+        if spread > BROADCAST_SPREAD * (1.0 + float(block.abs().max())):
+            return False
+    return True
+
+
+def _sublayer(
+    hook: str, layer: Any, layout: ResidualLayout, before: torch.Tensor, example: TutorialExample, k: int
+) -> dict:
+    step, phase = split_hook(hook)
+    used = access(layer, layout)
+    entry: dict[str, Any] = {
+        "hook": hook,
+        "position": k,
+        "step": step,
+        "phase": phase,
+        "kind": layer.kind,
+        "describe": layer.describe(),
+        "reads": sorted(used.reads, key=layout.names.index),
+        "writes": sorted(used.writes, key=layout.names.index),
+        "line": pseudocode_line(example.pseudocode, phase),
+        "functions": [_function(d, layout, before) for d in layer.domains if d.interpolant is not None],
+    }
+    if isinstance(layer, MultiHeadAttention):
+        scale = 1.0 / len(layer.heads) if layer.combine == "average" else 1.0
+        entry["heads"] = [_head(head, layout, before, scale) for head in layer.heads]
+    elif isinstance(layer, MLP):
+        entry["moves"] = _moves(layer, layout)
+        entry["weights"] = _mlp_blocks(layer, layout)
+    return entry
+
+
+def _coordinates(layout: ResidualLayout, index: list[int]) -> list[str]:
+    labels = layout.labels()
+    return [labels[i] for i in index]
+
+
+def _nonzero_blocks(matrix: torch.Tensor, rows: ResidualLayout, cols: ResidualLayout) -> list[dict]:
+    """The non-zero (row block, column block) pieces of a ``(D, D)`` matrix, each with its own entries."""
+    found = []
+    for r in rows:
+        for c in cols:
+            piece = matrix[r.slice, c.slice]
+            if bool(piece.abs().max() > 0):
+                found.append(
+                    {
+                        "rows": r.labels(),
+                        "cols": c.labels(),
+                        "row_block": r.name,
+                        "col_block": c.name,
+                        "z": piece.tolist(),
+                    }
+                )
+    return found
+
+
+def _head(head: Any, layout: ResidualLayout, before: torch.Tensor, scale: float) -> dict:
+    h = before.unsqueeze(0)
+    scores = head.scores(h)[0]
+    pattern = head.pattern(h)[0] * scale
+    mask = head.key_mask(h)
+    keys = torch.ones(h.shape[1], dtype=torch.bool) if mask is None else mask[0].reshape(-1).bool()
+    ov = head.ov.matrix
+    written = torch.nonzero(ov.abs().sum(0)).flatten().tolist()
+    values = (before @ ov)[:, written]
+    qk = head.qk.matrix
+    terms = []
+    for piece in _nonzero_blocks(qk, layout, layout):
+        a, b = layout[piece["row_block"]], layout[piece["col_block"]]
+        term = before[:, a.slice] @ qk[a.slice, b.slice] @ before[:, b.slice].T
+        terms.append({"label": f"{a.name}_i . {b.name}_j", "z": term.tolist()})
+    return {
+        "label": head.label,
+        "scoring": head.scoring,
+        "normalise": head.normalise,
+        "describe": head.describe(),
+        "scores": scores.tolist(),
+        "terms": terms,
+        "pattern": pattern.tolist(),
+        "keys": keys.tolist(),
+        "row_sums": pattern.sum(1).tolist(),
+        "written": _coordinates(layout, written),
+        "values": values.tolist(),
+        "output": (pattern @ values).tolist(),
+        "qk": _nonzero_blocks(qk, layout, layout),
+        "ov": _nonzero_blocks(ov, layout, layout),
+    }
+
+
+def _function(domain: Any, layout: ResidualLayout, before: torch.Tensor) -> dict:
+    r"""The interpolant $\hat f$ a sublayer computes, drawn against its target $f$ on and around its domain."""
+    interpolant = domain.interpolant
+    low, high = domain.low, domain.high
+    geometric = low > 0 and high / low > 20
+    margin = 2.0 if geometric else 0.1 * (high - low)
+    grid = (
+        np.geomspace(low / margin, high * margin, CURVE_POINTS)
+        if geometric
+        else np.linspace(low - margin, high + margin, CURVE_POINTS)
+    )
+    inside = (grid >= low) & (grid <= high)
+    inputs = layout.read(before, domain.subspace)
+    if domain.tokens is not None:  # only the tokens whose result is used
+        inputs = inputs[layout.read(before, domain.tokens)[:, 0] > 0.5]
+    values = np.asarray(sorted(set(round(v, 12) for v in inputs.flatten().tolist())))
+    approx = interpolant(values) if values.size else values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        target = interpolant.target(values) if interpolant.target is not None and values.size else None
+    return {
+        "name": interpolant.name or "f",
+        "input": domain.subspace,
+        "output": domain.output,
+        "scale": domain.scale,
+        "low": low,
+        "high": high,
+        "log_axis": bool(geometric),
+        "knots": interpolant.knots.tolist(),
+        "knot_values": interpolant.values.tolist(),
+        "grid": grid.tolist(),
+        "approx": interpolant(grid).tolist(),
+        "target": _gaps(interpolant.target(np.where(inside, grid, np.nan))) if interpolant.target else None,
+        "tokens": domain.tokens,
+        "current": values.tolist(),
+        "current_approx": np.asarray(approx).tolist(),
+        "current_target": None if target is None else _gaps(np.asarray(target)),
+    }
+
+
+def _gaps(values: np.ndarray) -> list[float | None]:
+    """A curve for JSON: NaN (outside the domain) becomes a gap (None)."""
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def _moves(layer: MLP, layout: ResidualLayout) -> list[str]:
+    r"""The MLP's unit groups read as statements: ``dst <- src`` for a move (reads src, writes dst and clears src),
+    ``x <- 0`` for a clear, ``dst += f(src)`` otherwise; ReLU pairs (``+``/``-`` twins) are listed once."""
+    statements: list[str] = []
+    for group in layer.groups:
+        units = slice(group.start, group.start + group.size)
+        reads = _block_names(layout, layer.w_in[:, units].abs().sum(1)) - {BIAS}
+        writes = _block_names(layout, layer.w_out[units].abs().sum(0))
+        if writes and writes == reads:
+            text = ", ".join(sorted(writes)) + " <- 0"
+        elif reads and reads < writes:
+            text = ", ".join(sorted(writes - reads)) + " <- " + ", ".join(sorted(reads))
+        elif not reads:
+            text = ", ".join(sorted(writes)) + " += constant"
+        else:
+            text = ", ".join(sorted(writes)) + " += f(" + ", ".join(sorted(reads)) + ")"
+        if text not in statements:
+            statements.append(text)
+    return statements
+
+
+def _block_names(layout: ResidualLayout, weight_per_coordinate: torch.Tensor) -> set[str]:
+    touched = torch.nonzero(weight_per_coordinate).flatten().tolist()
+    return {b.name for b in layout if any(b.start <= c < b.start + b.size for c in touched)}
+
+
+def _mlp_blocks(layer: MLP, layout: ResidualLayout) -> list[dict]:
+    """``W_in`` and ``W_out`` by (residual block, unit group): each non-zero piece with its own colour scale."""
+    pieces = []
+    for group in layer.groups:
+        units = slice(group.start, group.start + group.size)
+        unit_labels = [f"{group.label}[{u}]" for u in range(group.size)]
+        for block in layout:
+            w_in = layer.w_in[block.slice, units]
+            if bool(w_in.abs().max() > 0):
+                pieces.append(
+                    {
+                        "rows": block.labels(),
+                        "cols": unit_labels,
+                        "row_block": block.name,
+                        "col_block": group.label,
+                        "z": w_in.tolist(),
+                        "side": "in",
+                    }
+                )
+            w_out = layer.w_out[units, block.slice]
+            if bool(w_out.abs().max() > 0):
+                pieces.append(
+                    {
+                        "rows": unit_labels,
+                        "cols": block.labels(),
+                        "row_block": group.label,
+                        "col_block": block.name,
+                        "z": w_out.tolist(),
+                        "side": "out",
+                    }
+                )
+    return pieces
