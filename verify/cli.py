@@ -1,5 +1,5 @@
 """Command-line interface: ``report`` runs the main job; ``bounds`` prints the theory; ``docs`` regenerates the
-tutorials; ``sweep`` runs a resumable study; ``plot`` re-plots a sweep folder; ``benchmark`` times the forward passes; ``resources`` prints every
+tutorials; ``explore`` writes their interactive pages; ``sweep`` runs a resumable study; ``plot`` re-plots a sweep folder; ``benchmark`` times the forward passes; ``resources`` prints every
 variant's shape against the papers' claims; ``train`` meta-trains a construction's architecture (``train compare``:
 the regimes against the hand-built weights). Every command sees the
 registered families: the installed ones (entry-point group ``tfconstruct.families``) and any ``--plugin``.
@@ -24,6 +24,9 @@ from tfconstruct.theory.registry import all_bounds
 from . import resources
 from .approximation.study import STUDY as APPROXIMATION
 from .benchmark import run_benchmark
+from .explore.browser import find_browser
+from .explore.check import check_page
+from .explore.page import write_pages
 from .families import PluginError, registered, tutorials
 from .family import Family
 from .replot import FORMATS, ReplotError, replot
@@ -126,6 +129,8 @@ def _run(argv: list[str], plugin_specs: list[str]) -> int:
         for path in generate_tutorials(args.out, tutorials(chosen)):
             print(f"wrote {path}")
         return 0
+    if args.command == "explore":
+        return _explore(args, command, families)
     if args.command == "bounds":
         return _print_bounds(families, args.name, args.latex, args.equations)
     if args.command == "resources":
@@ -269,6 +274,21 @@ def build_parser(
         "resources", help="every variant's layers, heads and width counted from its model, against the papers' claims"
     )
     table.add_argument("--family", nargs="+", choices=names, help="only these families' variants")
+    explore = commands.add_parser(
+        "explore",
+        help="write one self-contained interactive HTML page per tutorial example of the families named",
+        description="Write explorer pages: step through each tutorial example's forward pass in a browser (no server, "
+        "no network), with the stream, attention patterns, MLPs as functions and the reference algorithm beside it.",
+    )
+    explore.add_argument(
+        "family", nargs="+", choices=names, metavar="FAMILY", help=f"one or more of: {', '.join(names)}"
+    )
+    explore.add_argument("--out", type=Path, default=Path("explore"), help="output folder (default: ./explore)")
+    explore.add_argument(
+        "--check", action="store_true",
+        help="also step through each page in headless chromium and compare what it shows with the trace "
+        "(exit 1 on a difference; needs selenium, chromium and chromedriver)",
+    )  # fmt: skip
     docs = commands.add_parser("docs", help="regenerate the tutorials (one per registered example)")
     docs.add_argument("--out", type=Path, default=Path("docs"), help="output folder (default: ./docs)")
     docs.add_argument("--family", nargs="+", choices=names, help="only these families' tutorials")
@@ -340,6 +360,25 @@ def _train(args: argparse.Namespace, command: argparse.ArgumentParser) -> int:
         f"{result.held_out_error:.3e} (construction {result.construction_error:.3e}); saved in {args.out}"
     )
     return 0
+
+
+def _explore(args: argparse.Namespace, command: argparse.ArgumentParser, families: Sequence[Family]) -> int:
+    """``tfconstruct explore``: the pages, their sizes and (``--check``) what the browser check found."""
+    found = find_browser()
+    if args.check and found.reason:
+        command.error(f"--check needs a browser: {found.reason}")
+    examples = tutorials([family for family in families if family.name in args.family])
+    failed = False
+    for key, path in write_pages(args.out, examples).items():
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        if args.check:
+            result = check_page(path, examples[key](), found)
+            failed |= bool(result.problems)
+            print(
+                f"  checked in headless chromium: {result.sublayers} sublayers, {result.cells} cells, "
+                f"{result.reference_rows} reference rows; " + ("; ".join(result.problems[:5]) or "all equal the trace")
+            )
+    return 1 if failed else 0
 
 
 def _print_resources(families: Sequence[Family]) -> int:

@@ -50,6 +50,7 @@ RESERVED_NAMES = (
     "resources",
     "training",
     "tutorials",
+    "explore",
     "approximation",
 )  # report sections and a sweep study of the core
 

@@ -6,8 +6,8 @@ parts; :mod:`tfconstruct.verify.approximation.section`), the float32 section (ev
 against float64; :mod:`tfconstruct.verify.precision`), the resource table (every variant's shape counted from its
 model, against the papers' claims; :mod:`tfconstruct.verify.resources`), the training comparison (the
 construction's architecture trained in three regimes against the hand-built weights;
-:mod:`tfconstruct.verify.train_compare`) and the tutorials of the families reported
-on.
+:mod:`tfconstruct.verify.train_compare`), the tutorials of the families reported
+on and their interactive explorer pages (:mod:`tfconstruct.verify.explore.section`).
 
 A section that raises (a bug in a plugin, a device that fails) does not take the others down: it is reported as
 one failed check naming the error, its traceback goes to ``errors.log`` in the output folder, and
@@ -28,6 +28,7 @@ import torch
 
 from . import precision, resources, train_compare
 from .approximation import section as theory
+from .explore.section import explore_section
 from .families import tutorials
 from .family import Family
 from .results import Check, ReportContext, SectionResult
@@ -63,6 +64,7 @@ def select_sections(families: Sequence[Family], only: Sequence[str] | None = Non
     examples = tutorials(chosen)
     if examples:
         sections.append(("tutorials", "Tutorials", lambda context: tutorial_section(context, examples)))
+        sections.append(("explore", "Explorer pages", lambda context: explore_section(context, examples)))
     return sections
 
 

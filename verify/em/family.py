@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from tfconstruct.constructions.em import EMConstruction, TwoBlockEM
-from tfconstruct.constructions.em.construction import tutorial_example
 from tfconstruct.constructions.em.spherical import SphericalEM
 from tfconstruct.theory import em as bounds
 
 from ..family import BenchmarkCase, Family
-from . import reference, section, strategies, sweep, variants
+from . import lesson, reference, section, strategies, sweep, variants
 from .study import construction_for
 
 ITERATIONS = 5
@@ -44,7 +43,7 @@ FAMILY = Family(
     bounds=tuple(bounds.BOUNDS),
     studies=(sweep.STUDY,),
     section=section.run,
-    tutorials={"em": tutorial_example},
+    tutorials={"em": lesson.lesson},
     benchmark=benchmark,
     order=20,
     variants=variants.VARIANTS,

@@ -7,7 +7,6 @@ callers skip with that reason, never pass silently.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,67 +81,48 @@ class Page:
         return [entry["message"] for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
 
     def press(self, key: str, times: int = 1) -> None:
-        """Press ``key`` (``"ArrowRight"``, ``"ArrowLeft"``, ``"w"``) on the page ``times`` times."""
+        """Press ``key`` (``"ArrowRight"``, ``"ArrowLeft"``, ``"w"``) ``times`` times, as a student does."""
         from selenium.webdriver.common.action_chains import ActionChains
         from selenium.webdriver.common.keys import Keys
 
         named = {"ArrowRight": Keys.ARROW_RIGHT, "ArrowLeft": Keys.ARROW_LEFT}.get(key, key)
-        self.driver.find_element("tag name", "body").click()
         for _ in range(times):
             ActionChains(self.driver).send_keys(named).perform()
 
-    def go_to(self, hook: str, limit: int = 10_000) -> None:
-        """Press the right arrow until the page shows sublayer ``hook`` (from the start)."""
-        self.press("Home") if False else None
-        for _ in range(limit):
-            if self.position()["hook"] == hook:
-                return
-            before = self.position()
-            self.press("ArrowRight")
-            if self.position() == before:
-                break
-        raise LookupError(f"the page never showed sublayer {hook!r}")
+    def slide_to(self, position: int) -> None:
+        """Move the timeline slider to ``position`` (as dragging it does: the value, then an ``input`` event)."""
+        self.driver.execute_script(
+            "const s = document.getElementById('slider'); s.value = arguments[0];s.dispatchEvent(new Event('input'));",
+            str(position),
+        )
 
-    def position(self) -> dict[str, str]:
-        """What the position line says: the hook (sublayer view), step, first and last sublayer, and its text."""
-        node = self.driver.find_element("id", "position")
-        return {key: node.get_attribute(f"data-{key}") or "" for key in ("hook", "step", "first", "last")} | {
-            "text": node.text
-        }
-
-    def cells(self, block: str) -> dict[int, dict[str, Any]]:
-        """The stream cells of ``block``: token -> the text shown and the values it carries (before and after)."""
-        found = {}
-        for cell in self.driver.find_elements("css selector", f"td.cell[data-block='{block}']"):
-            found[int(cell.get_attribute("data-token"))] = {
-                "text": cell.text,
-                "value": json.loads(cell.get_attribute("data-value")),
-                "before": json.loads(cell.get_attribute("data-before")),
-                "classes": (cell.get_attribute("class") or "").split(),
-            }
-        return found
-
-    def checkpoint(self, label: str) -> list[dict[str, Any]]:
-        """The rows of the reference table ``label`` shown now: token, the transformer's and the reference's values."""
-        rows = []
-        for table in self.driver.find_elements("css selector", "table.checkpoint"):
-            if table.get_attribute("data-label") != label:
-                continue
-            for row in table.find_elements("css selector", "tr.checkpoint-row"):
-                texts = [td.text for td in row.find_elements("tag name", "td")]
-                rows.append(
-                    {
-                        "token": int(row.get_attribute("data-token")),
-                        "actual": json.loads(row.get_attribute("data-actual")),
-                        "expected": json.loads(row.get_attribute("data-expected")),
-                        "actual_text": texts[0],
-                        "expected_text": texts[1],
-                    }
-                )
-        return rows
+    def snapshot(self) -> dict[str, Any]:
+        """What the page shows now, read in one round trip: the position line (hook, step, first and last
+        sublayer, text), every stream cell (block, token, text, the values it carries, its classes) and every row
+        of the reference tables (label, token, the transformer's and the reference's values and their text)."""
+        return self.driver.execute_script(_SNAPSHOT)
 
     def screenshot(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.driver.save_screenshot(str(path))
         return path
+
+
+_SNAPSHOT = """
+const position = document.getElementById('position');
+const cells = Array.from(document.querySelectorAll('td.cell')).map((td) => ({
+  block: td.dataset.block, token: Number(td.dataset.token), text: td.textContent,
+  value: JSON.parse(td.dataset.value), before: JSON.parse(td.dataset.before), classes: td.className.split(' '),
+}));
+const checkpoints = Array.from(document.querySelectorAll('table.checkpoint')).flatMap((table) =>
+  Array.from(table.querySelectorAll('tr.checkpoint-row')).map((row) => ({
+    label: table.dataset.label, hook: table.dataset.hook, token: Number(row.dataset.token),
+    actual: JSON.parse(row.dataset.actual), expected: JSON.parse(row.dataset.expected),
+    actual_text: row.cells[1].textContent, expected_text: row.cells[2].textContent,
+  })));
+return {
+  hook: position.dataset.hook, step: position.dataset.step, first: Number(position.dataset.first),
+  last: Number(position.dataset.last), text: position.textContent, cells, checkpoints,
+};
+"""

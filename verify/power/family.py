@@ -6,11 +6,10 @@ import numpy as np
 import torch
 
 from tfconstruct.constructions.power import PowerIteration, SpectralClustering, default_seeds
-from tfconstruct.constructions.power.covariance import tutorial_example
 from tfconstruct.theory import power as bounds
 
 from ..family import BenchmarkCase, Family
-from . import reference, section, strategies, sweep, variants
+from . import lesson, reference, section, strategies, sweep, variants
 
 DIM, COMPONENTS, STEPS = 16, 2, 20
 
@@ -45,7 +44,7 @@ FAMILY = Family(
     bounds=tuple(bounds.BOUNDS),
     studies=(sweep.STUDY,),
     section=section.run,
-    tutorials={"power": tutorial_example},
+    tutorials={"power": lesson.lesson},
     benchmark=benchmark,
     order=10,
     variants=variants.VARIANTS,

@@ -136,7 +136,8 @@
 
   // ---------- attention
   function heatmap(node, z, x, y, title, extra = {}) {
-    const traces = [{ type: "heatmap", z, x, y, colorscale: "RdBu", reversescale: true, zmid: 0, hoverongaps: false,
+    const scale = extra.sequential ? { colorscale: "Blues", zmin: 0 } : { colorscale: "RdBu", reversescale: true, zmid: 0 };
+    const traces = [{ type: "heatmap", z, x, y, ...scale, hoverongaps: false,
       texttemplate: z.length * (z[0] || []).length <= 64 ? "%{z:.3g}" : "", colorbar: { thickness: 10 } }];
     plot(node, traces.concat(extra.traces || []), Object.assign({ title: { text: title, font: { size: 13 } },
       xaxis: { title: { text: extra.xtitle || "" }, type: extra.numeric ? "linear" : "category", dtick: extra.numeric ? 1 : undefined },
@@ -158,12 +159,12 @@
     heatmap(scores, head.scores, toks, toks, "scores s_ij = h_iᵀ W_QK h_j", { xtitle: "key token j", ytitle: "query token i", numeric: true });
     const z = head.pattern.map((r) => r.map((x, j) => (head.keys[j] ? x : null)));
     const rule = head.scoring === "softmax" ? "softmax over keys" : head.scoring === "relu" ? (head.normalise ? "ReLU(s)/N" : "ReLU(s)") : (head.normalise ? "s/N" : "s");
-    heatmap(pattern, z, toks, toks, "pattern A_ij (" + rule + ")", { xtitle: "key token j (hatched: masked)", ytitle: "query token i", numeric: true, traces: maskHatch(head.keys, n) });
+    heatmap(pattern, z, toks, toks, "pattern A_ij (" + rule + ")", { xtitle: "key token j (hatched: masked)", ytitle: "query token i", numeric: true, sequential: head.scoring !== "linear", traces: maskHatch(head.keys, n) });
     const ref = D.checkpoints.find((c) => c.hook === sub.hook && c.head === head.label);
     if (ref) {
       const refNode = el("div", { class: "chart small", id: "reference-pattern" });
       row.append(refNode);
-      heatmap(refNode, ref.expected, toks, ref.tokens || toks, "reference: " + ref.label, { xtitle: "key token j", ytitle: "query token i", numeric: true });
+      heatmap(refNode, ref.expected, toks, ref.tokens || toks, "reference: " + ref.label, { xtitle: "key token j", ytitle: "query token i", numeric: true, sequential: true });
     }
     const sums = head.row_sums;
     const lo = Math.min(...sums), hi = Math.max(...sums);
