@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from tfconstruct.constructions.gd import InContextRegression
-from tfconstruct.constructions.gd.regression import tutorial_example
 from tfconstruct.theory.gd import BOUNDS
 from tfconstruct.verify import BenchmarkCase, Family
 
-from . import reference, section, strategies, sweep, variants
+from . import lesson, reference, section, strategies, sweep, variants
 
 STEPS, DIM = 20, 8
 
@@ -42,7 +41,7 @@ FAMILY = Family(
     bounds=tuple(BOUNDS),
     studies=(sweep.STUDY,),
     section=section.run,
-    tutorials={"gd": tutorial_example},
+    tutorials={"gd": lesson.lesson},
     benchmark=benchmark,
     order=40,
     variants=variants.VARIANTS,

@@ -12,13 +12,12 @@ from tfconstruct.constructions.tensor import (
     SpectralGMM,
     WhitenedDataPowerIteration,
     gmm,
-    in_tokens,
     preprocess,
 )
 from tfconstruct.theory import tensor as bounds
 
 from ..family import BenchmarkCase, Family
-from . import reference, section, strategies, sweep, variants
+from . import lesson, reference, section, strategies, sweep, variants
 
 ITERATIONS = 10
 
@@ -58,7 +57,7 @@ FAMILY = Family(
     bounds=tuple(bounds.BOUNDS),
     studies=(sweep.STUDY,),
     section=section.run,
-    tutorials={"tensor": in_tokens.tutorial_example, "tensor_gmm": gmm.tutorial_example},
+    tutorials={"tensor": lesson.lesson, "tensor_gmm": gmm.tutorial_example},
     benchmark=benchmark,
     order=30,
     variants=variants.VARIANTS,
