@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 from tfconstruct.constructions import (
     AttentionHead,
     Bilinear,
+    Checkpoint,
     Construction,
     LinearMap,
     MultiHeadAttention,
+    PseudoLine,
     ResidualLayout,
     Transformer,
     TutorialExample,
@@ -111,9 +113,18 @@ def section(context: ReportContext) -> SectionResult:
 
 
 def tutorial() -> TutorialExample:
+    """The tutorial and explorer page: roles, pseudocode and numpy's mean beside the head (optional fields)."""
+    X = np.array([[1.0, 2.0], [3.0, -2.0], [-1.0, 3.0]])
     construction = MeanByAttention(2)
-    stream = construction.embed(np.array([[1.0, 2.0], [3.0, -2.0], [-1.0, 3.0]]))
-    return TutorialExample("The mean by one linear head", construction.model, stream, "`mean` gets the average of `x`.")
+    return TutorialExample(
+        "The mean by one linear head",
+        construction.model,
+        construction.embed(X),
+        "`mean` gets the average of `x`.",
+        roles={"x": "input", "one": "input", "mean": "result"},
+        pseudocode=(PseudoLine("mean ← (1/n) Σ_j x_j", ("mean",)),),
+        checkpoints=(Checkpoint("mean", "numpy mean", np.tile(numpy_mean(X[None])[0], (3, 1)), subspace="mean"),),
+    )
 
 
 def benchmark(tokens: int) -> BenchmarkCase:
