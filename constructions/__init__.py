@@ -17,7 +17,7 @@ from .gadgets import (
     signed_heads as signed_heads,
     squared_norm_head as squared_norm_head,
 )
-from .lesson import Checkpoint as Checkpoint, Geometry as Geometry, PseudoLine as PseudoLine
+from .lesson import Checkpoint as Checkpoint, Geometry as Geometry, PseudoLine as PseudoLine, Role as Role
 from .mlp import MLP as MLP, MLPBuilder as MLPBuilder
 from .model import Trace as Trace, Transformer as Transformer
 from .piecewise import (

@@ -242,7 +242,7 @@ def test_one_set_of_weights_serves_every_n():
 
 
 def test_tutorial_example_is_one_soft_em_step():
-    example = tutorial_example()
+    example = tutorial_example(iterations=1)
     assert example.stream.shape[0] == 1
     assert all(f"`{name}`" in example.notes for name in example.model.layout.names)
     layout, out = example.model.layout, example.model(example.stream)

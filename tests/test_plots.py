@@ -9,7 +9,14 @@ from tfconstruct.constructions.model import Transformer
 from tfconstruct.constructions.piecewise import PiecewiseLinear, uniform_knots
 from tfconstruct.constructions.residual import ResidualLayout
 from tfconstruct.constructions.weights import Bilinear, LinearMap
-from tfconstruct.verify.plots import median_and_band, plot_error_vs_depth, plot_error_vs_width, weight_heatmap
+from tfconstruct.verify.plots import (
+    HeatmapBlock,
+    median_and_band,
+    plot_error_vs_depth,
+    plot_error_vs_width,
+    unit_runs,
+    weight_heatmap,
+)
 from tfconstruct.verify.rates import fit_slope
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -80,19 +87,69 @@ def _toy_model() -> Transformer:
     return Transformer(layout, [MultiHeadAttention([head], label="attend"), builder.build()])
 
 
-def test_heatmap_axes_carry_subspace_and_unit_group_labels(tmp_path):
+def test_heatmap_panels_are_the_nonzero_blocks_labelled_by_subspace_and_unit_run(tmp_path):
     model = _toy_model()
     attention = weight_heatmap(tmp_path / "a.png", model, "attend")
     assert _is_png(tmp_path / "a.png")
-    labels = ["x:0", "x:1", "one", "v:0", "v:1", "s"]
-    assert list(attention) == ["copy: $W_{QK}$ (softmax)", "copy: $W_{OV}$"]
-    assert all(rows == labels and cols == labels for rows, cols in attention.values())
+    # W_QK = 2 <x_i, v_j> and W_OV = -1 x -> v: one non-zero block each, rows x, columns v
+    assert list(attention) == ["copy: $W_{QK}$[x, v]", "copy: $W_{OV}$[x, v]"]
+    assert attention["copy: $W_{QK}$[x, v]"] == HeatmapBlock("copy: $W_{QK}$", ("x:0", "x:1"), ("v:0", "v:1"), 2.0)
+    assert attention["copy: $W_{OV}$[x, v]"] == HeatmapBlock("copy: $W_{OV}$", ("x:0", "x:1"), ("v:0", "v:1"), 1.0)
+    axes_labels = {(a.get_ylabel(), a.get_xlabel()) for a in attention.figure.axes if a.get_ylabel()}
+    assert ("query side $h_i$: residual coordinate", "key side $h_j$: residual coordinate") in axes_labels
+    assert ("read from $h_j$: residual coordinate", "written to token $i$: residual coordinate") in axes_labels
+
     mlp = weight_heatmap(tmp_path / "m.png", model, "square")
-    units = [g.label for g in model.layers[1].groups]
-    assert mlp["$W_{in}$"] == (labels, units)
-    assert mlp["$W_{out}$"] == (units, labels)
+    hinges = tuple(str(unit) for unit in range(5))  # 5 hinges of x^2 on [-1, 1] (the one at 0 has no bias), 1 offset
+    assert [run.name for run in unit_runs(model.layers[1])] == ["hinge s", "offset s"]
+    assert list(mlp) == [
+        "$W_{in}$[one, hinge s]",
+        "$W_{in}$[s, hinge s]",
+        "$W_{in}$[one, offset s]",
+        "$W_{out}$[hinge s, s]",
+        "$W_{out}$[offset s, s]",
+    ]
+    assert mlp["$W_{in}$[s, hinge s]"].rows == ("s",) and mlp["$W_{in}$[s, hinge s]"].cols == hinges
+    assert mlp["$W_{out}$[hinge s, s]"].rows == hinges and mlp["$W_{out}$[hinge s, s]"].cols == ("s",)
     with pytest.raises(KeyError, match="no sublayer named 'other'; names: attend, square"):
         weight_heatmap(tmp_path / "x.png", model, "other")
+
+
+def test_each_block_of_a_heatmap_has_its_own_colour_scale(tmp_path):
+    """An MLP whose blocks differ by 1000x: each panel's colour scale is its own block's max |w|, so the small block
+    spans the whole colour map instead of vanishing next to the large one."""
+    layout = ResidualLayout([("a", 2), ("b", 2), ("c", 1), ("one", 1)])
+    builder = MLPBuilder(layout, "mixed")
+    builder.group({"a": 1000.0}, {"b": 2000.0}, label="large")
+    builder.group({"c": 0.5}, {"c": -1.0}, bias=0.25, label="small")
+    model = Transformer(layout, [builder.build()], ["mixed"])
+    panels = weight_heatmap(tmp_path / "mixed.png", model, "mixed", dpi=40)
+    assert _is_png(tmp_path / "mixed.png")
+    limits = {title: block.limit for title, block in panels.items()}
+    assert limits == {
+        "$W_{in}$[a, large]": 1000.0,
+        "$W_{in}$[c, small]": 0.5,
+        "$W_{in}$[one, small]": 0.25,
+        "$W_{out}$[large, b]": 2000.0,
+        "$W_{out}$[small, c]": 1.0,
+    }
+    drawn = [axes for axes in panels.figure.axes if axes.get_images()]
+    assert len(drawn) == len(panels)
+    for axes, (title, block) in zip(drawn, panels.items()):
+        (image,) = axes.get_images()
+        assert image.get_clim() == (-block.limit, block.limit), title  # symmetric, per block
+        assert np.abs(image.get_array()).max() == block.limit, title  # the block's extreme reaches the scale's end
+        written = [float(text.get_text()) for text in axes.texts]  # small blocks carry their values in the cells
+        assert max(map(abs, written)) == block.limit, title
+
+
+def test_a_zero_matrix_is_a_note_not_an_empty_panel(tmp_path):
+    layout = ResidualLayout([("x", 2), ("m", 2)])
+    head = AttentionHead(Bilinear(layout), LinearMap(layout).add("x", "m", 1.0), scoring="softmax", label="mean")
+    model = Transformer(layout, [MultiHeadAttention([head])], ["mean"])
+    panels = weight_heatmap(None, model, "mean")
+    assert panels["mean: $W_{QK}$"] == HeatmapBlock("mean: $W_{QK}$", (), (), 0.0)
+    assert list(panels) == ["mean: $W_{QK}$", "mean: $W_{OV}$[x, m]"]
 
 
 def test_fit_from_restricts_the_slope_to_an_asymptotic_window(tmp_path):

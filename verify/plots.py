@@ -20,6 +20,8 @@ is given) at ``x >= fit_from``; ``nan`` when fewer than two such points remain.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -33,6 +35,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from tfconstruct.constructions.mlp import BIAS  # noqa: E402
 from tfconstruct.constructions.model import Transformer  # noqa: E402
 
 from .rates import fit_slope  # noqa: E402
@@ -40,7 +43,6 @@ from .rates import fit_slope  # noqa: E402
 DPI = 120
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 _FLOOR_FACTOR = 10.0  # medians within this factor of the floor are left out of the slope fit
-_MAX_TICKS = 24  # above this many coordinates, label one tick per subspace / unit group
 
 
 def median_and_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -149,7 +151,7 @@ class Slopes(dict):
 
 
 class Panels(dict):
-    """Panel title -> (row labels, column labels), with the drawn figure as ``.figure``."""
+    """Panel title -> :class:`HeatmapBlock` (what :func:`weight_heatmap` drew), with the figure as ``.figure``."""
 
     figure: Figure
 
@@ -333,6 +335,57 @@ def _colour_cycle():
 
 # --------------------------------------------------------------------------- weight heat-maps
 
+_PANEL_COLUMNS = 4  # panels per row of a heat-map figure
+_CELL_VALUES = 6  # blocks at most this many rows and columns carry their values in the cells (others a colour bar)
+_MAX_TICKS = 16  # above this many rows/columns in a block, label every few
+
+
+@dataclass(frozen=True)
+class Span:
+    """Consecutive rows or columns of a weight matrix drawn as one side of a panel: a subspace of the residual stream
+    or a run of hidden units, ``name``-d, from index ``start``, one label per row/column."""
+
+    name: str
+    start: int
+    labels: tuple[str, ...]
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.labels)
+
+
+@dataclass(frozen=True)
+class HeatmapBlock:
+    r"""One panel of :func:`weight_heatmap`: the block of ``matrix`` on the rows and columns labelled ``rows`` and
+    ``cols``, drawn on its own colour scale $[-\ell, \ell]$ with $\ell$ = ``limit`` $= \max |w|$ over the block (0,
+    with no rows or columns, for a matrix that is zero everywhere, which is drawn as a note)."""
+
+    matrix: str
+    rows: tuple[str, ...]
+    cols: tuple[str, ...]
+    limit: float
+
+
+@dataclass(frozen=True)
+class _Matrix:
+    """A weight matrix to draw block by block, with what its rows and columns are."""
+
+    name: str
+    values: np.ndarray
+    rows: list[Span]
+    cols: list[Span]
+    row_axis: str
+    col_axis: str
+    note: str = ""
+    by_column: bool = False  # panels in column order (an MLP's W_in: the blocks each run of units reads together)
+
+    def blocks(self) -> list[tuple[Span, Span]]:
+        """The (row span, column span) pairs where the matrix is not zero, in reading order."""
+        pairs = [(rows, cols) for rows in self.rows for cols in self.cols]
+        if self.by_column:
+            pairs = [(rows, cols) for cols in self.cols for rows in self.rows]
+        return [(r, c) for r, c in pairs if np.any(self.values[r.start : r.stop, c.start : c.stop])]
+
 
 def weight_heatmap(
     path: str | Path | None,
@@ -343,110 +396,81 @@ def weight_heatmap(
     ax: Axes | None = None,
     title: bool = True,
 ) -> Panels:
-    """Heat-map of the weights of the sublayer called ``hook`` with the named subspaces on the axes.
+    r"""Heat-maps of the non-zero blocks of the weights of the sublayer called ``hook``, each on its own colour scale.
 
-    An attention sublayer shows each head's $W_{QK}$ (query coordinate x key coordinate) and
-    $W_{OV}$ (read coordinate x written coordinate); an MLP shows $W_{in}$ (residual coordinate
-    x hidden unit) and $W_{out}$ (hidden unit x residual coordinate). Colours are a diverging
-    map centred at 0; zero rows and columns are kept so the block structure is visible, and
-    thin lines separate the subspaces (and the MLP's unit groups).
+    A block is the part of a matrix on one row span and one column span: a subspace of the residual stream, or, for
+    an MLP's hidden side, a run of units that read the same subspaces and write the same ones (:func:`unit_runs`).
+    An attention sublayer shows each head's $W_{QK}$ (rows: the query side $h_i$, columns: the key side $h_j$, both
+    residual coordinates, so $s_{ij} = h_i^\top W_{QK} h_j$) and $W_{OV}$ (rows: coordinates read from $h_j$, columns:
+    coordinates written to token $i$); an MLP shows $W_{in}$ (rows: coordinates read, columns: hidden units) and
+    $W_{out}$ (rows: hidden units, columns: coordinates written). Each panel has its own symmetric diverging scale
+    $\pm\max|w|$ over the block (in its title), so a block of $\pm 1$ moves is as visible as one of $\pm 2558$ hinge
+    slopes; blocks of at most 6 x 6 entries have their values written in the cells, larger ones a colour bar. A
+    matrix that is zero everywhere (a head scoring 0) is a note in place of a panel.
 
-    ``ax`` draws every panel into that axes' place of its figure (split into a grid of panels there; ``path=None``
-    saves nothing); ``title=False`` leaves out the panel titles and the suptitle.
+    ``ax`` draws every panel into that axes' place of its figure (split into a grid there; ``path=None`` saves
+    nothing); ``title=False`` leaves out the panel titles and the suptitle.
 
     Returns:
-        panel title -> (row labels, column labels), one label per matrix row/column (a :class:`Panels` dict; the figure
-        is ``.figure``).
+        panel title (``"<matrix>[<row span>, <column span>]"``, or the matrix name for a zero matrix) ->
+        :class:`HeatmapBlock` (a :class:`Panels` dict; the figure is ``.figure``).
     """
     layer = model[hook]
-    layout = model.layout
-    coordinates = layout.labels()
-    stream_edges = [s.start for s in layout][1:]
-    panels: list[tuple[str, np.ndarray, list[str], list[str], list[int], list[int], str, str]] = []
+    streams = [Span(block.name, block.start, tuple(block.labels())) for block in model.layout]
+    matrices: list[_Matrix] = []
     if layer.kind == "attention":
         for m, head in enumerate(layer.heads):
             name = head.label or f"head {m}"
-            panels.append(
-                (
-                    f"{name}: $W_{{QK}}$ ({head.scoring})",
-                    _numpy(head.qk.matrix),
-                    coordinates,
-                    coordinates,
-                    stream_edges,
-                    stream_edges,
-                    "query token",
-                    "key token",
-                )
+            query, key = "query side $h_i$: residual coordinate", "key side $h_j$: residual coordinate"
+            read, written = "read from $h_j$: residual coordinate", "written to token $i$: residual coordinate"
+            matrices.append(
+                _Matrix(f"{name}: $W_{{QK}}$", _numpy(head.qk.matrix), streams, streams, query, key, head.scoring)
             )
-            panels.append(
-                (
-                    f"{name}: $W_{{OV}}$",
-                    _numpy(head.ov.matrix),
-                    coordinates,
-                    coordinates,
-                    stream_edges,
-                    stream_edges,
-                    "read from",
-                    "written to",
-                )
-            )
+            matrices.append(_Matrix(f"{name}: $W_{{OV}}$", _numpy(head.ov.matrix), streams, streams, read, written))
     else:
-        units = hidden_unit_labels(layer)
-        unit_edges = [g.start for g in layer.groups][1:]
-        panels.append(
-            (
-                "$W_{in}$",
-                _numpy(layer.w_in),
-                coordinates,
-                units,
-                stream_edges,
-                unit_edges,
-                "residual coordinate (read)",
-                "hidden unit",
-            )
-        )
-        panels.append(
-            (
-                "$W_{out}$",
-                _numpy(layer.w_out),
-                units,
-                coordinates,
-                unit_edges,
-                stream_edges,
-                "hidden unit",
-                "residual coordinate (written)",
-            )
-        )
+        runs = unit_runs(layer)
+        read, written = "read from $h$: residual coordinate", "written to $h$: residual coordinate"
+        matrices.append(_Matrix("$W_{in}$", _numpy(layer.w_in), streams, runs, read, "hidden unit", by_column=True))
+        matrices.append(_Matrix("$W_{out}$", _numpy(layer.w_out), runs, streams, "hidden unit", written))
 
-    columns = 2
-    rows = len(panels) // columns
-    size = min(max(3.2, 0.16 * max(max(m.shape) for _, m, *_ in panels)), 9.0)
+    panels: list[tuple[_Matrix, Span | None, Span | None]] = []
+    for matrix in matrices:
+        panels += [(matrix, rows, cols) for rows, cols in matrix.blocks()] or [(matrix, None, None)]
+    columns = min(_PANEL_COLUMNS, len(panels))
+    grid_rows = -(-len(panels) // columns)
     own = ax is None
     if own:
-        fig = Figure(figsize=(columns * (size + 1.6), rows * (size + 1.0)))
-        places = fig.add_gridspec(rows, columns, wspace=0.5, hspace=0.55)
+        fig = Figure(figsize=(columns * 3.0, grid_rows * 2.7 + 0.4))
+        places = fig.add_gridspec(grid_rows, columns, wspace=0.75, hspace=0.95)
     else:
         fig = ax.figure
-        places = ax.get_subplotspec().subgridspec(rows, columns, wspace=0.5, hspace=0.55)
+        places = ax.get_subplotspec().subgridspec(grid_rows, columns, wspace=0.75, hspace=0.95)
         ax.remove()
     result = Panels()
-    for index, (name, matrix, row_labels, col_labels, row_edges, col_edges, ylabel, xlabel) in enumerate(panels):
+    for index, (matrix, rows, cols) in enumerate(panels):
         panel = fig.add_subplot(places[index // columns, index % columns])
-        _draw_matrix(fig, panel, matrix, row_labels, col_labels, row_edges, col_edges)
+        if rows is None or cols is None:
+            panel.axis("off")
+            panel.text(0.5, 0.5, f"{matrix.name} = 0\n(every entry is zero)", ha="center", va="center", fontsize=8)
+            result[matrix.name] = HeatmapBlock(matrix.name, (), (), 0.0)
+            continue
+        key = f"{matrix.name}[{rows.name}, {cols.name}]"
+        limit = _draw_block(fig, panel, matrix.values[rows.start : rows.stop, cols.start : cols.stop], rows, cols)
         if title:
-            panel.set_title(name, fontsize=9)
-        panel.set_ylabel(ylabel, fontsize=8)
-        panel.set_xlabel(xlabel, fontsize=8)
-        result[name] = (list(row_labels), list(col_labels))
+            scale = f"scale $\\pm${limit:.4g}" + (f"; {matrix.note}" if matrix.note else "")
+            panel.set_title(f"{key}\n{scale}", fontsize=7)
+        panel.set_ylabel(matrix.row_axis, fontsize=6)
+        panel.set_xlabel(matrix.col_axis, fontsize=6)
+        result[key] = HeatmapBlock(matrix.name, rows.labels, cols.labels, limit)
     if own:
         if title:
-            fig.suptitle(f"{hook} ({layer.kind})", fontsize=10)
+            fig.suptitle(f"{hook} ({layer.kind}): the non-zero blocks, each on its own colour scale", fontsize=9)
         # fixed margins (in inches) for the tick labels, instead of tight_layout, which draws the figure once more
         fig.subplots_adjust(
-            left=1.2 / fig.get_figwidth(),
-            right=1 - 0.3 / fig.get_figwidth(),
-            bottom=1.3 / fig.get_figheight(),
-            top=1 - 0.6 / fig.get_figheight(),
+            left=0.9 / fig.get_figwidth(),
+            right=1 - 0.4 / fig.get_figwidth(),
+            bottom=0.9 / fig.get_figheight(),
+            top=1 - 0.75 / fig.get_figheight(),
         )
     if path is not None:
         save(fig, path, crop=False, dpi=dpi)
@@ -462,43 +486,63 @@ def hidden_unit_labels(mlp) -> list[str]:
     return labels
 
 
-def _draw_matrix(
-    fig: Figure,
-    ax: Axes,
-    matrix: np.ndarray,
-    row_labels: list[str],
-    col_labels: list[str],
-    row_edges: list[int],
-    col_edges: list[int],
-) -> None:
-    finite = np.abs(matrix[np.isfinite(matrix)])
-    limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+def unit_runs(mlp) -> list[Span]:
+    """An MLP's hidden units in runs of consecutive units that read the same subspaces (biases, read from ``one``,
+    aside) and write the same ones (the hinges of one interpolant, the halves of one exact move), each named by its
+    groups' labels without knot, sign and unit index (``hinge s@0.1`` -> ``hinge s``); a name that repeats gets its
+    unit range. A unit's label in the run is its index in the MLP."""
+    layout = mlp.layout
+    w_in, w_out = _numpy(mlp.w_in), _numpy(mlp.w_out)
+
+    def touched(vector: np.ndarray) -> frozenset[str]:
+        blocks = (block for block in layout if block.name != BIAS)  # a knot at 0 has no bias, still the same run
+        return frozenset(block.name for block in blocks if np.any(vector[block.start : block.start + block.size]))
+
+    signatures = [(touched(w_in[:, unit]), touched(w_out[unit])) for unit in range(mlp.width)]
+    labels = hidden_unit_labels(mlp)
+    runs: list[Span] = []
+    start = 0
+    for stop in range(1, mlp.width + 1):
+        if stop < mlp.width and signatures[stop] == signatures[start]:
+            continue
+        name = ", ".join(dict.fromkeys(_UNIT_SUFFIX.sub("", label) for label in labels[start:stop]))
+        if any(run.name == name for run in runs):
+            name += f" (unit {start})" if stop == start + 1 else f" (units {start}-{stop - 1})"
+        runs.append(Span(name, start, tuple(str(unit) for unit in range(start, stop))))
+        start = stop
+    return runs
+
+
+_UNIT_SUFFIX = re.compile(r"(@[^:]*)?[+-]?(:\d+)?$")  # a hinge's knot, a ReLU pair's sign, a unit's index in its group
+
+
+def _draw_block(fig: Figure, ax: Axes, values: np.ndarray, rows: Span, cols: Span) -> float:
+    """Draw one non-zero block on its own symmetric scale; return the scale's half-width $\\max |w|$."""
+    limit = float(np.abs(values).max())
     image = ax.imshow(
-        matrix,
+        values,
         cmap="RdBu_r",
         norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit),
         aspect="auto",
         interpolation="nearest",
     )
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
-    for edge in row_edges:
-        ax.axhline(edge - 0.5, color="black", linewidth=0.5, alpha=0.6)
-    for edge in col_edges:
-        ax.axvline(edge - 0.5, color="black", linewidth=0.5, alpha=0.6)
-    _ticks(ax.set_yticks, row_labels, row_edges)
-    _ticks(ax.set_xticks, col_labels, col_edges, rotation=90)
+    if max(values.shape) <= _CELL_VALUES:
+        for (row, col), value in np.ndenumerate(values):
+            if value != 0:
+                colour = "white" if abs(value) > 0.6 * limit else "black"
+                ax.text(col, row, f"{value:.3g}", ha="center", va="center", fontsize=6, color=colour)
+    else:
+        fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03).ax.tick_params(labelsize=5)
+    _ticks(ax.set_yticks, rows.labels)
+    _ticks(ax.set_xticks, cols.labels, rotation=90)
+    return limit
 
 
-def _ticks(setter, labels: list[str], edges: list[int], rotation: int = 0) -> None:
-    """One tick per row/column, or one per block (at its centre) when there are too many."""
-    fontsize = 7 if len(labels) <= 24 else 5
-    if len(labels) <= _MAX_TICKS:
-        setter(range(len(labels)), labels, fontsize=fontsize, rotation=rotation)
-        return
-    bounds = [0, *edges, len(labels)]
-    centres = [(lo + hi - 1) / 2 for lo, hi in zip(bounds[:-1], bounds[1:])]
-    names = [labels[lo].split(":")[0] for lo in bounds[:-1]]
-    setter(centres, names, fontsize=fontsize, rotation=rotation)
+def _ticks(setter, labels: Sequence[str], rotation: int = 0) -> None:
+    """One tick per row/column, or every few when there are more than ``_MAX_TICKS``."""
+    step = -(-len(labels) // _MAX_TICKS)
+    positions = range(0, len(labels), step)
+    setter(positions, [labels[p] for p in positions], fontsize=6, rotation=rotation)
 
 
 def _numpy(matrix) -> np.ndarray:

@@ -44,6 +44,8 @@ import torch
 
 from ..checks import as_batch, integer_in, positive, within_radius
 from ..construction import Construction, TutorialExample
+from ..lesson import Role
+from ..model import Trace
 from ..piecewise import PiecewiseLinear, geometric_knots
 from .layers import Mode, e_step_block, em_layout, m_step_block, points_and_means, refresh_block, token_values
 
@@ -204,58 +206,148 @@ class EMConstruction(Construction):
         return [self.readout(trace[hook]) for hook in hooks]
 
 
-def tutorial_example() -> TutorialExample:
-    """One soft EM iteration with weight updates on 4 points in the plane, $K = 2$, $M = 4$."""
+TUTORIAL_ROLES: dict[str, Role] = {
+    "x": "input",
+    "mu": "state",
+    "sq_norm": "scratch",
+    "pi": "state",
+    "log_pi": "scratch",
+    "cluster": "input",
+    "resp": "result",
+    "log_resp": "scratch",
+    "is_data": "input",
+    "is_centroid": "input",
+    "one": "input",
+    "resp_new": "scratch",
+    "mu_new": "scratch",
+    "sq_norm_new": "scratch",
+    "resp_mean": "scratch",
+}
+TUTORIAL_POINTS = np.array([[-2.0, 0.3], [-1.5, -0.4], [1.8, 0.2], [2.2, -0.1]])
+TUTORIAL_MEANS = np.array([[-1.0, 0.0], [1.0, 0.5]])
+TUTORIAL_WEIGHTS = np.array([0.4, 0.6])
+
+
+def tutorial_example(*, width: int = 4, iterations: int = 2) -> TutorialExample:
+    r"""Soft EM with weight updates on 4 points in the plane, $K = 2$: ``iterations`` iterations with log interpolants
+    of ``width`` $M$ knot intervals; the notes set each value beside textbook EM's (numpy)."""
     construction = EMConstruction(
-        2, components=2, iterations=1, mode="soft", beta=1.0, radius=3.0, width=4, floor=1e-4, weight_floor=0.1
-    )
-    points = np.array([[-2.0, 0.3], [-1.5, -0.4], [1.8, 0.2], [2.2, -0.1]])
-    means = np.array([[-1.0, 0.0], [1.0, 0.5]])
-    stream = construction.embed(points, means, np.array([0.4, 0.6]))
+        2, components=2, iterations=iterations, mode="soft", beta=1.0, radius=3.0, width=width, floor=1e-4,
+        weight_floor=0.1,
+    )  # fmt: skip
+    stream = construction.embed(TUTORIAL_POINTS, TUTORIAL_MEANS, TUTORIAL_WEIGHTS)
+    with torch.no_grad():
+        trace = construction.model(stream, trace=True)
     return TutorialExample(
-        title="Soft EM for a Gaussian mixture (one iteration, K = 2, d = 2, n = 4)",
+        title=f"Soft EM for a Gaussian mixture ({iterations} iterations, K = 2, d = 2, n = 4)",
         model=construction.model,
         stream=stream,
-        notes=_TUTORIAL_NOTES,
+        notes=_tutorial_notes(construction, trace),
+        roles=TUTORIAL_ROLES,
     )
 
 
-_TUTORIAL_NOTES = r"""
-**Parameters.** $\beta = 1$ ($\sigma^2 = 1$), radius $R = 3$ (so $B = 2R^2 = 18$), width $M = 4$
-knot intervals per log, $\varepsilon = 10^{-4}$, $\pi_{floor} = 0.1$. So small a width keeps the
-heat-maps readable but makes the logs coarse: here the means are within $0.06$ of one exact EM
-step and the weights within $10^{-3}$ (the error falls as $M^{-2}$; see `tfconstruct.theory.em`).
+def _exact_em(beta: float, iterations: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    r"""Textbook soft EM on the tutorial's data with the shared variance $1/\beta$, in numpy: the responsibilities,
+    means and weights of each iteration."""
+    means, weights = TUTORIAL_MEANS, TUTORIAL_WEIGHTS
+    steps = []
+    for _ in range(iterations):
+        logits = np.log(weights) - beta / 2 * ((TUTORIAL_POINTS[:, None] - means[None]) ** 2).sum(-1)
+        resp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        resp /= resp.sum(axis=1, keepdims=True)
+        means, weights = resp.T @ TUTORIAL_POINTS / resp.sum(axis=0)[:, None], resp.mean(axis=0)
+        steps.append((resp, means, weights))
+    return steps
 
-**Tokens.** Rows 0-3 are data tokens ($x_i \in \mathbb{R}^2$), rows 4-5 are centroid tokens
+
+def _tutorial_notes(construction: EMConstruction, trace: Trace) -> str:
+    """The tutorial's notes, with the transformer's values on this example beside textbook EM's."""
+    layout, n = construction.layout, len(TUTORIAL_POINTS)
+
+    def read(hook: str, name: str) -> np.ndarray:
+        return layout.read(trace[hook], name)[0].numpy()
+
+    rows = [
+        "| iteration $t$ | quantity | this transformer | textbook EM (numpy) | max abs. difference | exact? |",
+        "|---|---|---|---|---|---|",
+    ]
+    weights = TUTORIAL_WEIGHTS
+    for t, (resp, means, new_weights) in enumerate(_exact_em(construction.beta, construction.iterations)):
+        own = read(f"iter{t}.estep.mlp", "resp")[:n]
+        after = f"iter{t}.mstep.mlp"
+        e_step = r"yes, given $\mu$ and $\hat\ell(\pi)$"
+        compared = [
+            (r"$\hat\ell(\pi^{(t)}_k)$ vs $\log\pi^{(t)}_k$", read(f"iter{t}.refresh.mlp", "log_pi")[n:, 0],
+             np.log(weights), "no (width-$M$ hinges)"),
+            (r"$w^{(t)}_{0k}$ (token 0)", own[0], resp[0], e_step),
+            (r"$w^{(t)}_{ik}$ (every data token)", own, resp, e_step),
+            (r"$\pi^{(t+1)}_k$", read(after, "pi")[n:, 0], new_weights, "yes, given $w$"),
+            (r"$\mu^{(t+1)}_0$", read(after, "mu")[n], means[0], r"no ($\hat\ell(w)$ scores)"),
+            (r"$\mu^{(t+1)}_1$", read(after, "mu")[n + 1], means[1], r"no ($\hat\ell(w)$ scores)"),
+        ]  # fmt: skip
+        for label, mine, exact, exactness in compared:
+            values = f"{_numbers(mine)} | {_numbers(exact)}" if mine.ndim == 1 else " | "
+            difference = float(np.abs(mine - exact).max())
+            rows.append(f"| {t} | {label} | {values} | {difference:.4g} | {exactness} |")
+        weights = new_weights
+    comparison = "\n".join(rows)
+    return rf"""
+**Parameters.** $\beta = 1$ (variance $1/\beta = 1$), radius $R = 3$ (so $B = 2R^2 = 18$), $L = {construction.iterations}$
+iterations, width $M = {construction.width}$ knot intervals per logarithm, $\varepsilon = 10^{{-4}}$, $\pi_{{floor}} = 0.1$.
+Iteration $t$ (the sublayers `iter<t>.*`) maps $(\mu^{{(t)}}, \pi^{{(t)}})$ to $(\mu^{{(t+1)}}, \pi^{{(t+1)}})$ through
+the responsibilities $w^{{(t)}}_{{ik}}$; subscripts index data tokens $i$ and clusters $k$.
+
+**Tokens.** Rows 0-3 are data tokens ($x_i \in \mathbb{{R}}^2$), rows 4-5 are centroid tokens
 (initial $\mu_k$, $\pi_k$). The flags `is_data`, `is_centroid` are the token types; every head
 masks its keys by one of them (an ordinary attention mask).
 
 **Subspaces.** `x`: the data point. `mu`, `pi`: the current mean and mixing weight of centroid
-$k$. `cluster`: the one-hot index $e_k$. `sq_norm` $= \|\mu_k\|^2$ and `log_pi`
-$\approx \log\pi_k$: the key coordinates of the E-step, refreshed at the start of each iteration.
-`resp` $= w_i$ and `log_resp` $\approx \log w_i$: the responsibilities on data token $i$.
+$k$ (the state). `cluster`: the one-hot index $e_k$. `sq_norm` $= \|\mu_k\|^2$ and `log_pi`
+$= \hat\ell(\pi_k) \approx \log\pi_k$: the key coordinates of the E-step, refreshed at the start of each iteration.
+`resp` $= w_i$ and `log_resp` $= \hat\ell(w_i) \approx \log w_i$: the responsibilities on data token $i$.
 `resp_new`, `mu_new`, `sq_norm_new`, `resp_mean`: scratch written by an attention sublayer and
 moved into place (and zeroed) by the MLP after it. `one`: the constant 1 (biases).
+**Per-token leftovers:** `resp` and `log_resp` on the centroid rows, and `mu` and `log_pi` on the data rows, hold
+values of heads whose queries are the other token type. They only ever feed other leftovers (as queries of their
+own token); every head that reads them as keys masks that token type out, and the read-out ignores them, so skip
+them in the tables.
 
-**Layer 0 (attention, ReLU, no 1/N).** Score $\langle\mu_k,\mu_l\rangle + B\langle e_k, e_l\rangle - B$
+**`refresh.attn`** (ReLU, no $1/N$). Score $\langle\mu_k,\mu_l\rangle + B\langle e_k, e_l\rangle - B$
 with $B = 2R^2$: positive only for $l = k$, where it equals $\|\mu_k\|^2$; the value `one` lands in
-`sq_norm_new`. **Layer 1 (MLP).** `sq_norm` $\leftarrow$ `sq_norm_new` exactly
-($t = \sigma(t) - \sigma(-t)$), and `log_pi` $\leftarrow \hat\ell(\pi)$, the hinge interpolant of
-$\log$ on $M + 1$ geometric knots in $[\pi_{floor}, 1]$.
+`sq_norm_new`, exactly. **`refresh.mlp`.** `sq_norm` $\leftarrow$ `sq_norm_new` exactly
+($a = \mathrm{{ReLU}}(a) - \mathrm{{ReLU}}(-a)$), and `log_pi` $\leftarrow \hat\ell(\pi)$, the hinge interpolant of
+$\log$ on $M + 1$ geometric knots in $[\pi_{{floor}}, 1]$: approximate, exact only at the knots.
 
-**Layer 2 (attention, softmax).** Data queries, centroid keys, score
-$\beta(\langle x_i,\mu_k\rangle - \tfrac12\|\mu_k\|^2) + \log\pi_k$, value $e_k$: the output is the
-exact EM responsibility $w_{ik} \propto \pi_k e^{-\beta\|x_i-\mu_k\|^2/2}$ (the $\|x_i\|^2$ term
-is common to all $k$ and cancels). **Layer 3 (MLP).** `resp` $\leftarrow w_i$ and
-`log_resp` $\leftarrow \hat\ell(w_i)$ (hinges on geometric knots in $[\varepsilon, 1]$).
+**`estep.attn`** (softmax). Data queries, centroid keys, score
+$\beta(\langle x_i,\mu_k\rangle - \tfrac12\|\mu_k\|^2) + \hat\ell(\pi_k)$, value $e_k$. The softmax over $k$ is
+computed exactly: given the keys it reads, it is $\propto e^{{\hat\ell(\pi_k)}} e^{{-\beta\|x_i-\mu_k\|^2/2}}$ (the
+$\|x_i\|^2$ term is common to all $k$ and cancels), so **its pattern's data rows are the responsibilities**
+$w_{{ik}}$, columns 4 and 5 being clusters 0 and 1. It differs from textbook EM's
+$\propto \pi_k e^{{-\beta\|x_i-\mu_k\|^2/2}}$ only through $\hat\ell(\pi_k) - \log\pi_k$ (and, from the second
+iteration on, through the approximate $\mu$, $\pi$ it starts from). **`estep.mlp`.** `resp` $\leftarrow w_i$ exactly
+and `log_resp` $\leftarrow \hat\ell(w_i)$ (hinges on geometric knots in $[\varepsilon, 1]$, approximate).
 
-**Layer 4 (attention, two softmax heads).** Centroid queries, data keys. Head 1 scores
-$\langle e_k, \hat\ell(w_i)\rangle \approx \log w_{ik}$, so its weights are $\approx w_{ik}/\sum_j w_{jk}$
-and it writes the weighted mean of `x` into `mu_new` without a division. Head 2 scores 0, so it
-writes $\tfrac1n\sum_i w_i$ into `resp_mean`. **Layer 5 (MLP).** `mu` $\leftarrow$ `mu_new`;
-$\pi_k \leftarrow \sum_j \sigma(\bar w_j + e_{kj} - 1) = \bar w_k$ exactly; scratch zeroed.
+**`mstep.attn`** (two softmax heads). Centroid queries, data keys. Head 1 scores
+$\langle e_k, \hat\ell(w_i)\rangle \approx \log w_{{ik}}$, so its weights are $\approx w_{{ik}}/\sum_j w_{{jk}}$
+and it writes the weighted mean of `x` into `mu_new` without a division: approximate, through $\hat\ell$. Head 2
+scores 0, so it writes $\tfrac1n\sum_i w_i$ into `resp_mean`, exactly. **`mstep.mlp`.** `mu` $\leftarrow$ `mu_new`;
+$\pi_k \leftarrow \sum_j \mathrm{{ReLU}}(\bar w_j + e_{{kj}} - 1) = \bar w_k$ exactly; scratch zeroed.
 
-**Reading the result.** After the last layer, `mu` and `pi` on the centroid rows are
-$\mu^{(1)}, \pi^{(1)}$; `resp` on the data rows holds the responsibilities used for them, and
+**What is exact, on this example.** The transformer's values beside textbook EM run in numpy from the same
+$(\mu^{{(0)}}, \pi^{{(0)}})$ (the exact column says whether the sublayer is exact given what it reads; the
+differences of "exact" rows come from their approximate inputs, and they fall as $M^{{-2}}$: rebuild with
+`tutorial_example(width=M)`):
+
+{comparison}
+
+**Reading the result.** After the last sublayer, `mu` and `pi` on the centroid rows are
+$\mu^{{(L)}}, \pi^{{(L)}}$; `resp` on the data rows holds the responsibilities of the last E-step, and
 its argmax is the clustering.
 """
+
+
+def _numbers(values: np.ndarray) -> str:
+    """Values rounded to 4 significant digits, in parentheses when there are several."""
+    numbers = [f"{float(v):.4g}" for v in np.ravel(values)]
+    return numbers[0] if len(numbers) == 1 else "(" + ", ".join(numbers) + ")"

@@ -35,6 +35,7 @@ from tfconstruct.constructions import (
     MLPBuilder,
     MultiHeadAttention,
     ResidualLayout,
+    Role,
     Transformer,
     TutorialExample,
     as_batch,
@@ -146,27 +147,53 @@ def _check_preconditioner(preconditioner: np.ndarray | torch.Tensor | None, dim:
     return matrix
 
 
+TUTORIAL_ROLES: dict[str, Role] = {"x": "input", "y": "state", "is_data": "input", "prediction": "result"}
+ROUND_OFF = 1e-12  # differences below this are printed as round-off, so the tutorial's text does not depend on them
+
+
 def tutorial_example() -> TutorialExample:
-    r"""Two GD steps ($\eta = 0.5$) on four points in the plane, then the read-out."""
+    r"""Two GD steps ($\eta = 0.5$) on four points in the plane, then the read-out; the notes give the prediction
+    beside numpy's gradient descent and least squares."""
     X = np.array([[1.0, 0.5], [-0.5, 1.0], [1.5, -1.0], [0.0, 2.0]])
-    w = np.array([1.0, -0.5])
-    construction = InContextRegression(2, steps=2, eta=0.5)
-    stream = construction.embed(X, X @ w, np.array([1.0, 1.0]))
-    notes = r"""
-**In-context regression by gradient descent.** Four data tokens $(x_i, y_i)$ with $y_i = x_i^\top w$,
-$w = (1, -0.5)$, and a query token $(x_q, 0)$, $x_q = (1, 1)$. Gradient descent on
-$\frac1{2n}\lVert y - Xw\rVert^2$ from $w_0 = 0$ with $\eta = 0.5$: $w_{t+1} = w_t + \frac\eta n X^\top(y - X w_t)$.
+    w_star, query, eta, steps = np.array([1.0, -0.5]), np.array([1.0, 1.0]), 0.5, 2
+    construction = InContextRegression(2, steps=steps, eta=eta)
+    stream = construction.embed(X, X @ w_star, query)
+    with torch.no_grad():
+        prediction = float(construction.readout(construction.model(stream)).prediction[0])
+    w = np.zeros(2)
+    for _ in range(steps):
+        w = w + eta / len(X) * X.T @ (X @ w_star - X @ w)
+    least_squares = float(np.linalg.lstsq(X, X @ w_star, rcond=None)[0] @ query)
+    difference = abs(prediction - float(w @ query))
+    agreement = r"below $10^{-12}$, round-off" if difference < ROUND_OFF else f"{difference:.4g}"
+    notes = rf"""
+**In-context regression by gradient descent.** Four data tokens $(x_i, y_i)$ with $y_i = x_i^\top w_\star$,
+$w_\star = (1, -0.5)$, and a query token $(x_q, 0)$, $x_q = (1, 1)$. Gradient descent on
+$\frac1{{2n}}\lVert y - Xw\rVert^2$ from $w^{{(0)}} = 0$ with $\eta = {eta:g}$:
+$w^{{(t+1)}} = w^{{(t)}} + \frac\eta n X^\top(y - X w^{{(t)}})$ (the superscript counts steps, subscripts index tokens).
 
 **Subspaces.** `x`, `y` hold the data (the query's `y` starts at 0); `is_data` is 1 on the data tokens and masks the
 keys; `prediction` is written by the last sublayer.
 
-**Each step** (`iter{t}.gd`) is one linear head: score $x_i^\top x_j$ (query `x`, key `x`), value $-\eta\,y_j \to y$,
-keys the data tokens, divided by the $n = 4$ attended keys. Data token $i$'s `y` becomes the residual
-$r_{t+1} = r_t - \frac\eta n X X^\top r_t$, the query's `y` becomes $-x_q^\top w_{t+1}$.
+**Each step** (`iter<t>.gd`) is one linear head: score $x_i^\top x_j$ (query `x`, key `x`), value $-\eta\,y_j \to y$,
+keys the data tokens, divided by the $n = 4$ attended keys, so its pattern is $A_{{ij}} = x_i^\top x_j / 4$ (rows do not
+sum to 1). Data token $i$'s `y` becomes the residual $r^{{(t+1)}}_i$ of
+$r^{{(t+1)}} = r^{{(t)}} - \frac\eta n X X^\top r^{{(t)}}$, the query's `y` becomes $-x_q^\top w^{{(t+1)}}$.
 
-**Read-out** (`readout`): an MLP with units $\sigma(-y)$ and $\sigma(y)$ writes $-y$ into `prediction`, so the query
-token's `prediction` is $\hat y_2 = x_q^\top w_2$ (the least-squares prediction $x_q^\top w = 0.5$ is the limit).
+**Read-out** (`readout`): an MLP with units $\mathrm{{ReLU}}(-y)$ and $\mathrm{{ReLU}}(y)$ writes $-y$ into `prediction`,
+so the query token's `prediction` is $\hat y^{{(2)}} = x_q^\top w^{{(2)}}$ (the data tokens' `prediction`, $-r_i$, is a
+per-token leftover that nothing reads). Every sublayer is exact:
+
+| | prediction for $x_q$ |
+|---|---|
+| `prediction` (this transformer) | {prediction:.4g} |
+| $x_q^\top w^{{(2)}}$, gradient descent in numpy (difference: {agreement}) | {float(w @ query):.4g} |
+| least squares $x_q^\top w_\star$ (`numpy.linalg.lstsq`), the limit as $t \to \infty$ | {least_squares:.4g} |
 """
     return TutorialExample(
-        "In-context linear regression: two gradient-descent steps", construction.model, stream, notes
+        "In-context linear regression: two gradient-descent steps",
+        construction.model,
+        stream,
+        notes,
+        roles=TUTORIAL_ROLES,
     )
