@@ -61,8 +61,11 @@ def test_a_plugin_file_works_through_every_command(tmp_path, capsys):
     options = ["--plugin", str(plugin)]
     assert main([*options, "report", "--quick", "--only", "mean", "--out", str(tmp_path / "report")]) == 0
     payload = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert list(payload["sections"]) == ["mean", "tutorials"] and payload["sections"]["mean"]["checks"][0]["passed"]
+    assert list(payload["sections"]) == ["mean", "tutorials", "explore"]
+    assert payload["sections"]["mean"]["checks"][0]["passed"]
     assert (tmp_path / "report" / "tutorials" / "tutorial_mean.md").exists()
+    assert payload["sections"]["explore"]["data"]["mean"]["checkpoints"] == 1  # the plugin's own reference
+    assert (tmp_path / "report" / "explore" / "mean.html").stat().st_size > 1_000_000
     assert main([*options, "sweep", "mean", "--out", str(tmp_path / "sweep"), "--dim", "3", "--replicates", "1"]) == 0
     config = json.loads((tmp_path / "sweep" / "config.json").read_text())
     assert config["measure"] == "study mean" and config["measure_function"] == "my_family.measure"

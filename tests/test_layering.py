@@ -36,6 +36,8 @@ ALLOWED_THIRD_PARTY = {
         "safetensors",
         "transformer_lens",
         "pandas",
+        "plotly",
+        "selenium",
     },
 }
 #: modules of an optional extra, imported only where the extra is installed (its own CI step)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tfconstruct.verify.explore.browser import find_browser
 from tfconstruct.verify.families import registered
 from tfconstruct.verify.report import Outcome, ReportContext, run_report, select_sections
 
@@ -20,7 +21,7 @@ def test_quick_report_runs_every_section_and_passes(tmp_path):
     payload = json.loads((tmp_path / "report.json").read_text())
     for family in FAMILIES:
         assert f"## {family.title}" in markdown
-    assert list(payload["sections"]) == [*names, "theory", "float32", "resources", "training", "tutorials"]
+    assert list(payload["sections"]) == [*names, "theory", "float32", "resources", "training", "tutorials", "explore"]
     precision = payload["sections"]["float32"]["data"]["rows"]
     assert [row["family"] for row in precision] == names
     assert all(0 < row["deviation"] <= row["floor"] for row in precision)  # float32 is measurably not float64
@@ -32,12 +33,24 @@ def test_quick_report_runs_every_section_and_passes(tmp_path):
         assert f"figures/{figure.name}" in markdown
     examples = sum(len(family.tutorials) for family in FAMILIES)
     assert len(list((tmp_path / "tutorials").glob("tutorial_*.md"))) == examples
+    pages = list((tmp_path / "explore").glob("*.html"))
+    assert len(pages) == examples and all(page.stat().st_size > 1_000_000 for page in pages)
+    explore = payload["sections"]["explore"]["data"]
+    if find_browser().reason:  # the report says the browser check did not run, and why
+        assert explore["browser"].startswith("not run:") and "Browser check not run" in markdown
+    else:
+        assert explore["browser"]["problems"] == [] and (tmp_path / "explore" / "em.png").stat().st_size > 20_000
 
 
 def test_only_selects_sections_and_names_the_unknown_ones():
     keys = [key for key, _, _ in select_sections(FAMILIES, ["theory", "power"])]
-    assert keys == ["power", "theory", "tutorials"]
+    assert keys == ["power", "theory", "tutorials", "explore"]
     assert [key for key, _, _ in select_sections(FAMILIES, ["theory"])] == ["theory"]
-    assert [key for key, _, _ in select_sections(FAMILIES, ["gd", "float32"])] == ["gd", "float32", "tutorials"]
+    assert [key for key, _, _ in select_sections(FAMILIES, ["gd", "float32"])] == [
+        "gd",
+        "float32",
+        "tutorials",
+        "explore",
+    ]
     with pytest.raises(ValueError, match=r"unknown report section\(s\) \['pca'\]; available: \['power', 'em'"):
         select_sections(FAMILIES, ["pca"])
