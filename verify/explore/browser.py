@@ -102,10 +102,15 @@ class Page:
         of the reference tables (label, token, the transformer's and the reference's values and their text)."""
         return self.driver.execute_script(_SNAPSHOT)
 
-    def screenshot(self, path: str | Path) -> Path:
+    def screenshot(self, path: str | Path, max_height: int = 4000) -> Path:
+        """Save the whole page (up to ``max_height`` pixels tall) as a PNG at ``path``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        width, height = self.driver.get_window_size()["width"], self.driver.get_window_size()["height"]
+        full = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
+        self.driver.set_window_size(width, min(max(full, height), max_height))
         self.driver.save_screenshot(str(path))
+        self.driver.set_window_size(width, height)
         return path
 
 

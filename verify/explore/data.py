@@ -234,34 +234,24 @@ def _block_names(layout: ResidualLayout, weight_per_coordinate: torch.Tensor) ->
 
 
 def _mlp_blocks(layer: MLP, layout: ResidualLayout) -> list[dict]:
-    """``W_in`` and ``W_out`` by (residual block, unit group): each non-zero piece with its own colour scale."""
+    """``W_in`` and ``W_out`` by residual block: for each block the MLP reads (writes), its rows (columns) on the
+    units that touch it, each piece on its own colour scale."""
+    labels = [f"{group.label}[{u}]" for group in layer.groups for u in range(group.size)]
     pieces = []
-    for group in layer.groups:
-        units = slice(group.start, group.start + group.size)
-        unit_labels = [f"{group.label}[{u}]" for u in range(group.size)]
-        for block in layout:
-            w_in = layer.w_in[block.slice, units]
-            if bool(w_in.abs().max() > 0):
-                pieces.append(
-                    {
-                        "rows": block.labels(),
-                        "cols": unit_labels,
-                        "row_block": block.name,
-                        "col_block": group.label,
-                        "z": w_in.tolist(),
-                        "side": "in",
-                    }
-                )
-            w_out = layer.w_out[units, block.slice]
-            if bool(w_out.abs().max() > 0):
-                pieces.append(
-                    {
-                        "rows": unit_labels,
-                        "cols": block.labels(),
-                        "row_block": group.label,
-                        "col_block": block.name,
-                        "z": w_out.tolist(),
-                        "side": "out",
-                    }
-                )
+    for block in layout:
+        w_in = layer.w_in[block.slice]
+        units = torch.nonzero(w_in.abs().sum(0)).flatten().tolist()
+        if units:
+            pieces.append(
+                {"rows": block.labels(), "cols": [labels[u] for u in units], "row_block": block.name,
+                 "col_block": "units reading it", "z": w_in[:, units].tolist(), "side": "in"}
+            )  # fmt: skip
+    for block in layout:
+        w_out = layer.w_out[:, block.slice]
+        units = torch.nonzero(w_out.abs().sum(1)).flatten().tolist()
+        if units:
+            pieces.append(
+                {"rows": [labels[u] for u in units], "cols": block.labels(), "row_block": "units writing it",
+                 "col_block": block.name, "z": w_out[units].tolist(), "side": "out"}
+            )  # fmt: skip
     return pieces

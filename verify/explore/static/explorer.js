@@ -136,7 +136,7 @@
 
   // ---------- attention
   function heatmap(node, z, x, y, title, extra = {}) {
-    const scale = extra.sequential ? { colorscale: "Blues", zmin: 0 } : { colorscale: "RdBu", reversescale: true, zmid: 0 };
+    const scale = extra.sequential ? { colorscale: "Blues", reversescale: true, zmin: 0 } : { colorscale: "RdBu", reversescale: true, zmid: 0 };
     const traces = [{ type: "heatmap", z, x, y, ...scale, hoverongaps: false,
       texttemplate: z.length * (z[0] || []).length <= 64 ? "%{z:.3g}" : "", colorbar: { thickness: 10 } }];
     plot(node, traces.concat(extra.traces || []), Object.assign({ title: { text: title, font: { size: 13 } },
@@ -164,7 +164,7 @@
     if (ref) {
       const refNode = el("div", { class: "chart small", id: "reference-pattern" });
       row.append(refNode);
-      heatmap(refNode, ref.expected, toks, ref.tokens || toks, "reference: " + ref.label, { xtitle: "key token j", ytitle: "query token i", numeric: true, sequential: true });
+      heatmap(refNode, ref.expected, toks, ref.tokens || toks, "reference pattern (numpy; see below)", { xtitle: "key token j", ytitle: "query token i", numeric: true, sequential: true });
     }
     const sums = head.row_sums;
     const lo = Math.min(...sums), hi = Math.max(...sums);
@@ -241,7 +241,7 @@
         renderHead(part, sub, sub.heads[chosen]);
       } else {
         if (sub.moves.length) part.append(el("h4", { text: "Unit groups, read as statements (exact ReLU pairs t = ReLU(t) − ReLU(−t))" }), el("ul", { class: "moves" }, ...sub.moves.map((m) => el("li", { text: m.replace("<-", "←") }))));
-        part.append(weights("W_in and W_out (rows: residual block or unit group, columns: unit group or residual block)", sub.weights));
+        part.append(weights("W_in (rows: the residual block read, columns: its units) and W_out (rows: units, columns: the block written)", sub.weights));
       }
     }
   }
@@ -318,7 +318,7 @@
       const r = rows[state.width];
       readout.textContent = "M = " + r.width + ": approximate parts " + sci(r.approximate) + ", exact parts " + sci(r.exact) + ".";
       plot(chart, traces.concat([{ type: "scatter", mode: "markers", name: "M = " + r.width, x: [r.width], y: [r.approximate], marker: { size: 16, color: "rgba(214,39,40,0.5)" } }]),
-        { xaxis: { type: "log", title: { text: "width M" } }, yaxis: { type: "log", title: { text: "relative difference to the reference" }, exponentformat: "power" }, height: 340, legend: { orientation: "h", y: -0.3 } });
+        { xaxis: { type: "log", title: { text: "width M" }, tickvals: ws, ticktext: ws.map(String) }, yaxis: { type: "log", title: { text: "relative difference to the reference" }, exponentformat: "power" }, height: 340, legend: { orientation: "h", y: -0.3 } });
     };
     widthSlider.addEventListener("input", () => { state.width = Number(widthSlider.value); update(); });
     update();
