@@ -210,12 +210,17 @@ TUTORIAL_ROLES: dict[str, Role] = {
 }
 
 
-def tutorial_example() -> TutorialExample:
-    """Two components in $d = 2$ from $n = 12$ samples, 2 iterations each, $M = 48$ knots, one Newton step."""
+def tutorial_samples() -> tuple[np.ndarray, np.ndarray]:
+    """The tutorial's $n = 12$ samples ``(12, 2)`` and the two means they are drawn around ``(2, 2)``."""
     rng = np.random.default_rng(0)
     means = np.array([[3.0, 0.5], [-0.5, 3.0]])
     labels = np.arange(12) % 2
-    x = means[labels] + 0.5 * rng.standard_normal((12, 2))
+    return means[labels] + 0.5 * rng.standard_normal((12, 2)), means
+
+
+def tutorial_example() -> TutorialExample:
+    """Two components in $d = 2$ from $n = 12$ samples, 2 iterations each, $M = 48$ knots, one Newton step."""
+    x, means = tutorial_samples()
     pipeline = SpectralGMM(2, iterations=2, width=48, newton_steps=1)
     pre = preprocess(x, 2)
     construction = pipeline.build(pre)

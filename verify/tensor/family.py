@@ -11,7 +11,6 @@ from tfconstruct.constructions.tensor import (
     Preprocessed,
     SpectralGMM,
     WhitenedDataPowerIteration,
-    gmm,
     preprocess,
 )
 from tfconstruct.theory import tensor as bounds
@@ -57,7 +56,7 @@ FAMILY = Family(
     bounds=tuple(bounds.BOUNDS),
     studies=(sweep.STUDY,),
     section=section.run,
-    tutorials={"tensor": lesson.lesson, "tensor_gmm": gmm.tutorial_example},
+    tutorials={"tensor": lesson.lesson, "tensor_gmm": lesson.gmm_lesson},
     benchmark=benchmark,
     order=30,
     variants=variants.VARIANTS,
