@@ -28,11 +28,12 @@ RELATIVE_SLACK = 1e-9
 
 @dataclass(frozen=True)
 class InputDomain:
-    """An approximating MLP is accurate while ``subspace`` stays in [``low``, ``high``] on the tokens whose flag
+    r"""An approximating MLP is accurate while ``subspace`` stays in [``low``, ``high``] on the tokens whose flag
     ``tokens`` is 1 (all tokens when None: the others' outputs are not used); ``parameter`` names what sets the domain
     (for the error message); ``clamp_below`` marks a lower end that clips by design. ``interpolant`` (a
     :class:`~tfconstruct.constructions.piecewise.PiecewiseLinear`, when the sublayer computes one) adds
-    ``scale`` times its value into ``output``: what a reader draws against the target function."""
+    ``scale`` times its value into ``output`` in its ``anchor`` form (``"right"``: hinges $\sigma(t_m - s)$, open
+    below their knot; ``"left"``: $\sigma(s - t_m)$): what a reader draws against the target function."""
 
     subspace: str
     low: float
@@ -43,6 +44,7 @@ class InputDomain:
     interpolant: Any = field(default=None, compare=False, repr=False)
     output: str | None = None
     scale: float = 1.0
+    anchor: str = "right"
 
     def outside(self, values: torch.Tensor, used: torch.Tensor | None = None) -> list[tuple[int, float]]:
         """``(instance, value)`` for each instance of ``values`` ``(batch, tokens, k)`` with an entry outside, on the

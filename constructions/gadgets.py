@@ -266,6 +266,12 @@ def inverse_sqrt_heads(
         )
     )
     domain = InputDomain(
-        src, normaliser.domain.low, normaliser.domain.high, parameter, interpolant=interpolant, output=dst
+        src,
+        normaliser.domain.low,
+        normaliser.domain.high,
+        parameter,
+        interpolant=interpolant,
+        output=dst,
+        anchor=anchor,
     )
     return MultiHeadAttention(heads, label=label, domains=(domain,))

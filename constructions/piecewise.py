@@ -123,6 +123,6 @@ class PiecewiseLinear:
         constant = self.offset if anchor == "left" else float(self.values[-1])
         builder.group({}, {dst: scale * constant}, bias=1.0, label=f"offset {dst}")
         domain = InputDomain(
-            src, float(self.knots[0]), float(self.knots[-1]), parameter, clamp_below, tokens, self, dst, scale
+            src, float(self.knots[0]), float(self.knots[-1]), parameter, clamp_below, tokens, self, dst, scale, anchor
         )
         return builder.check_domain(domain)

@@ -187,6 +187,7 @@ def _function(domain: Any, layout: ResidualLayout, before: torch.Tensor) -> dict
         "input": domain.subspace,
         "output": domain.output,
         "scale": domain.scale,
+        "anchor": domain.anchor,
         "low": low,
         "high": high,
         "log_axis": bool(geometric),

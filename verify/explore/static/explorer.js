@@ -208,11 +208,12 @@
     const node = el("div", { class: "chart" });
     box.append(node);
     const s = f.current[0];
-    const lit = f.knots.map((t) => s !== undefined && t > s);
+    const lit = f.knots.map((t) => s !== undefined && (f.anchor === "left" ? s > t : t > s));
+    const hinge = f.anchor === "left" ? "ReLU(s − t_m)" : "ReLU(t_m − s)";
     const traces = [
       { type: "scatter", mode: "lines", name: "target " + f.name, x: f.grid, y: f.target, line: { color: "#222", dash: "dot" } },
       { type: "scatter", mode: "lines", name: "interpolant (the MLP)", x: f.grid, y: f.approx, line: { color: "#1f77b4" } },
-      { type: "scatter", mode: "markers", name: "knots (lit: hinge ReLU(t_m - s) open)", x: f.knots, y: f.knot_values,
+      { type: "scatter", mode: "markers", name: "knots (lit: hinge " + hinge + " open at this s)", x: f.knots, y: f.knot_values,
         marker: { size: 9, color: lit.map((on) => (on ? "#ff7f0e" : "#bbb")), line: { width: 1, color: "#555" } } },
       { type: "scatter", mode: "markers", name: "this example's " + f.input, x: f.current, y: f.current_approx, marker: { size: 12, symbol: "x", color: "#d62728" } },
     ];
@@ -281,7 +282,11 @@
     const traces = [{ type: "scatter", mode: "markers", name: g.points + (g.colour ? " (colour: " + g.colour + "[0])" : ""), x: points.map((p) => p[0]), y: points.map((p) => p[1]),
       marker: colour ? { size: 10, color: colour, colorscale: "Viridis", cmin: 0, cmax: 1, showscale: true, colorbar: { thickness: 10 } } : { size: 9 } }];
     for (const [label, vec] of Object.entries(g.fixed)) traces.push({ type: "scatter", mode: "lines", name: label, x: [0, vec[0]], y: [0, vec[1]], line: { dash: "dash", width: 2 } });
+    const stepEnds = [0].concat(D.steps.map((s) => s.last + 1)).filter((p) => p < to);
     for (const name of g.arrows) {
+      const earlier = stepEnds.map((p) => read(p, 0, name)).filter((a) => Math.hypot(a[0], a[1]) > 0);
+      earlier.forEach((a, i) => traces.push({ type: "scatter", mode: "lines", name: name + " at step end " + i + " (norm " + fmt(Math.hypot(a[0], a[1])) + ")",
+        x: [0, a[0]], y: [0, a[1]], line: { width: 1.5, color: "rgba(214,39,40," + (0.2 + 0.5 * (i + 1) / (earlier.length + 1)) + ")" } }));
       const a = read(to, 0, name), norm = Math.hypot(a[0], a[1]);
       traces.push({ type: "scatter", mode: "lines+markers", name: name + " (norm " + fmt(norm) + ")", x: [0, a[0]], y: [0, a[1]], line: { width: 3 }, marker: { size: [0, 10], symbol: "arrow", angleref: "previous" } });
     }
