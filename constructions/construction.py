@@ -55,7 +55,8 @@ class TutorialExample:
     ``notes`` is Markdown: what each subspace holds, what each layer's weights do (with LaTeX),
     and how to read the result off the final stream. The optional rest (:mod:`~tfconstruct.constructions.lesson`)
     feeds the tutorials and the explorer: the subspaces' ``roles``, the ``pseudocode``, the reference algorithm's
-    ``checkpoints``, the 2-D ``geometry`` and ``at_width(M)`` (the example rebuilt at width $M$, for ``widths``).
+    ``checkpoints``, the 2-D ``geometry`` and ``at_width(M)`` (the example rebuilt at width $M$, for ``widths``;
+    ``width`` is the example's own $M$).
     """
 
     title: str
@@ -68,6 +69,7 @@ class TutorialExample:
     geometry: Geometry | None = None
     at_width: Callable[[int], "TutorialExample"] | None = None
     widths: tuple[int, ...] = ()
+    width: int | None = None
 
     def __post_init__(self) -> None:
         layout = self.model.layout
@@ -81,3 +83,5 @@ class TutorialExample:
                 layout[checkpoint.subspace]
         if self.widths and self.at_width is None:
             raise ValueError("widths needs at_width (the example rebuilt at width M)")
+        if self.width is not None and self.widths and self.width not in self.widths:
+            raise ValueError(f"width {self.width} (the example's own) must be one of widths {self.widths}")

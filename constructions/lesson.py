@@ -10,8 +10,9 @@ tutorials and the interactive explorer (``tfconstruct explore``) read them, for 
 * ``checkpoints``: :class:`Checkpoint` s; after sublayer ``hook`` the reference algorithm says a block (or a head's
   attention pattern) holds ``expected``. ``exact`` marks parts that are exact up to round-off.
 * ``geometry``: a :class:`Geometry` for examples in $d = 2$: which blocks are points, arrows and centres.
-* ``at_width``: the same example rebuilt at approximation width $M$ (with ``widths`` to show), so the error of
-  the approximate checkpoints can be watched falling as $M^{-2}$ while the exact ones stay at round-off.
+* ``at_width``: the same example rebuilt at approximation width $M$ (with ``widths`` to show and ``width`` the
+  example's own), so the error of the approximate checkpoints can be watched falling as $M^{-2}$ while the exact
+  ones stay at round-off.
 """
 
 from __future__ import annotations

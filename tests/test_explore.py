@@ -147,6 +147,11 @@ def test_cli_writes_a_plugin_page_and_refuses_bad_input(tmp_path):
     (tmp_path / "file").write_text("x")
     bad = _cli("explore", "gd", "--out", str(tmp_path / "file"))
     assert bad.returncode == 2 and "--out must be a folder" in bad.stderr
+    bad = _cli("explore", "gd", "--out", "")
+    assert bad.returncode == 2 and "must name a folder, got an empty string" in bad.stderr
+    if Path("/proc").is_dir():  # writable by permissions (as root), refused by the file system
+        bad = _cli("explore", "gd", "--out", "/proc/no_such_folder")
+        assert bad.returncode == 2 and "cannot be created" in bad.stderr and "Traceback" not in bad.stderr
 
 
 BROWSER = find_browser()

@@ -31,8 +31,8 @@ from .families import PluginError, registered, tutorials
 from .family import Family
 from .replot import FORMATS, ReplotError, replot
 from .report import Outcome, run_report, select_sections
-from .results import ReportContext
-from .study import SweepCommand, add_arguments as add_sweep_arguments, run as run_sweep
+from .results import ReportContext, counted
+from .study import SweepCommand, add_arguments as add_sweep_arguments, folder, run as run_sweep
 from .sweep import package_version
 from .train import REGIMES, TrainConfig, TrainError, TrainInterrupted, train
 from .train_compare import LONG, QUICK, write_comparison
@@ -174,6 +174,10 @@ def _output_problems(args: argparse.Namespace) -> list[str]:
         return [f"--out {out} cannot be created: {existing} is a file"]
     if not os.access(existing, os.W_OK):
         return [f"--out {out} cannot be written: {existing} is not writable"]
+    try:  # a folder the permissions allow may still be refused (a read-only or virtual file system)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return [f"--out {out} cannot be created: {err.strerror or err}"]
     return []
 
 
@@ -232,7 +236,7 @@ def build_parser(
     commands = parser.add_subparsers(dest="command", required=True)
     names = [family.name for family in families]
     report = commands.add_parser("report", help="build every construction, verify it, write plots and a report")
-    report.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: ./report)")
+    report.add_argument("--out", type=folder, default=Path("report"), help="output folder (default: ./report)")
     report.add_argument("--quick", action="store_true", help="smaller sweeps (for smoke tests)")
     report.add_argument("--device", default="cpu", help="torch device for the constructions (cpu or cuda)")
     report.add_argument("--seed", type=int, default=0)
@@ -256,7 +260,7 @@ def build_parser(
     learn.add_argument(
         "--steps", type=int, default=None, help="training steps (default 200, 10 with --quick; more extends a run)"
     )
-    learn.add_argument("--out", type=Path, required=True, help="run folder (resumed if it holds this run)")
+    learn.add_argument("--out", type=folder, required=True, help="run folder (resumed if it holds this run)")
     learn.add_argument("--quick", action="store_true", help="tiny instances and, unless --steps, 10 steps (seconds)")
     learn.add_argument("--seed", type=int, default=0)
     learn.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
@@ -280,17 +284,16 @@ def build_parser(
         description="Write explorer pages: step through each tutorial example's forward pass in a browser (no server, "
         "no network), with the stream, attention patterns, MLPs as functions and the reference algorithm beside it.",
     )
-    explore.add_argument(
-        "family", nargs="+", choices=names, metavar="FAMILY", help=f"one or more of: {', '.join(names)}"
-    )
-    explore.add_argument("--out", type=Path, default=Path("explore"), help="output folder (default: ./explore)")
+    pages = "; ".join(f"{f.name}: {', '.join(f'{key}.html' for key in f.tutorials)}" for f in families)
+    explore.add_argument("family", nargs="+", choices=names, metavar="FAMILY", help=f"one or more of ({pages})")
+    explore.add_argument("--out", type=folder, default=Path("explore"), help="output folder (default: ./explore)")
     explore.add_argument(
         "--check", action="store_true",
         help="also step through each page in headless chromium and compare what it shows with the trace "
         "(exit 1 on a difference; needs selenium, chromium and chromedriver)",
     )  # fmt: skip
     docs = commands.add_parser("docs", help="regenerate the tutorials (one per registered example)")
-    docs.add_argument("--out", type=Path, default=Path("docs"), help="output folder (default: ./docs)")
+    docs.add_argument("--out", type=folder, default=Path("docs"), help="output folder (default: ./docs)")
     docs.add_argument("--family", nargs="+", choices=names, help="only these families' tutorials")
     sweep = commands.add_parser("sweep", help="run a resumable sweep (tidy CSV/JSON, plots, fitted rates)")
     study_parsers = add_sweep_arguments(sweep, studies)
@@ -305,7 +308,7 @@ def build_parser(
         help="fix other grid parameters (default: the other knobs at their largest value)",
     )  # fmt: skip
     plot.add_argument("--metric", nargs="+", metavar="NAME", help="only these metrics (default: every fitted one)")
-    plot.add_argument("--out", type=Path, default=None, help="where the figures go (default: DIR)")
+    plot.add_argument("--out", type=folder, default=None, help="where the figures go (default: DIR)")
     benchmark = commands.add_parser("benchmark", help="time every family's forward pass (ratios to numpy, matmul)")
     benchmark.add_argument(
         "--tokens",
@@ -375,8 +378,9 @@ def _explore(args: argparse.Namespace, command: argparse.ArgumentParser, familie
             result = check_page(path, examples[key](), found)
             failed |= bool(result.problems)
             print(
-                f"  checked in headless chromium: {result.sublayers} sublayers, {result.cells} cells, "
-                f"{result.reference_rows} reference rows; " + ("; ".join(result.problems[:5]) or "all equal the trace")
+                f"  checked in headless chromium: {counted(result.sublayers, 'sublayer')}, {counted(result.cells, 'cell')}, "
+                f"{counted(result.reference_rows, 'reference row')}; "
+                + ("; ".join(result.problems[:5]) or "all equal the trace")
             )
     return 1 if failed else 0
 

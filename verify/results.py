@@ -40,3 +40,8 @@ class ReportContext:
         path = self.out_dir / "figures" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def counted(number: int, noun: str) -> str:
+    """``"1 sublayer"``, ``"3 sublayers"``: a count with its noun in the right number."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -497,6 +497,13 @@ def _groups(rows: Sequence[Mapping[str, Any]], params: Sequence[str], labels: Ma
 # ------------------------------------------------------------------------------------------- CLI
 
 
+def folder(text: str) -> Path:
+    """An ``--out`` value: a folder's path, not empty (an empty one would quietly mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder, got an empty string (use . for the current folder)")
+    return Path(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser, commands: Mapping[str, SweepCommand]) -> argparse._SubParsersAction:
     """One sub-command per study, each with its own flags: ``--out``, one per declared parameter, ``--replicates``,
     ``--seed``, ``--workers`` and ``--scheduler``. Returns the sub-parsers (their ``prog`` names the study in error
@@ -508,7 +515,7 @@ def add_arguments(parser: argparse.ArgumentParser, commands: Mapping[str, SweepC
             name, help=command.description, description=command.description,
             epilog=f"defaults: {defaults}, --replicates {command.replicates}",
         )  # fmt: skip
-        sub.add_argument("--out", type=Path, required=True, help="output folder (re-running resumes it)")
+        sub.add_argument("--out", type=folder, required=True, help="output folder (re-running resumes it)")
         for param in command.params:
             sub.add_argument(
                 f"--{param.name}", type=param.kind, nargs="+", metavar=param.label,

@@ -23,7 +23,7 @@ from tfconstruct.constructions.residual import ResidualLayout
 
 from .explore.access import Status, slot_status
 from .plots import weight_heatmap
-from .results import Check, ReportContext, SectionResult
+from .results import Check, ReportContext, SectionResult, counted
 
 Heatmaps = Literal["draw", "link", "none"]
 MAX_TOKENS_SHOWN = 16
@@ -142,9 +142,9 @@ def render_tutorial(
             "",
         ]
     lines += [
-        f"{_count(len(model.layers), 'sublayer')} ({model.depth} attention), at most "
-        f"{_count(model.max_heads, 'head')} per attention sublayer, MLP width at most {model.max_mlp_width}; "
-        f"residual width $D = {layout.dim}$, {_count(stream.shape[1], 'token')}.",
+        f"{counted(len(model.layers), 'sublayer')} ({model.depth} attention), at most "
+        f"{counted(model.max_heads, 'head')} per attention sublayer, MLP width at most {model.max_mlp_width}; "
+        f"residual width $D = {layout.dim}$, {counted(stream.shape[1], 'token')}.",
         "",
         "## What a head and an MLP compute here",
         "",
@@ -338,8 +338,3 @@ def tutorial_section(context: ReportContext, examples: dict[str, Callable[[], Tu
         "every registered tutorial example renders",
     )
     return SectionResult("\n".join(lines), checks=[check], data={"tutorials": [p.name for p in paths]})
-
-
-def _count(number: int, noun: str) -> str:
-    """``"1 head"``, ``"3 heads"``."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -285,6 +285,8 @@ def tutorial_example(*, width: int = TUTORIAL_WIDTH) -> TutorialExample:
     rayleigh = estimate / norm**2
     delta = construction.engine.norm_error
     low, high = TUTORIAL_DOMAIN.low, TUTORIAL_DOMAIN.high
+    rho = (high / low) ** (1.0 / width)
+    closed_form = 3.0 / 32.0 * (rho - 1.0) ** 2 * rho**0.5
     notes = rf"""
 **Power iteration** $v^{{(t+1)}} = \hat\Sigma v^{{(t)}} / \|\hat\Sigma v^{{(t)}}\|$ with
 $\hat\Sigma = \frac1n\sum_j x_j x_j^\top$, $n = 4$ tokens in $d = 2$ dimensions, $J = 2$ steps from the seed
@@ -307,7 +309,8 @@ components (component 0 is the top eigenpair).
 3. `inv_sqrt` (MLP): $f = \hat\phi(s) = b^{{-1/2}} + \sum_{{m=0}}^{{M}} w_m \mathrm{{ReLU}}(t_m - s)$ on geometric knots
    $t_m = {low:g} \cdot {high / low:g}^{{m/M}}$, $M = {width}$ ($b = {high:g}$): the piecewise-linear interpolant of
    $s^{{-1/2}}$, flat outside $[{low:g}, {high:g}]$, with relative error at most $\delta_M = {delta:.4g}$ on that interval
-   (the exact supremum; the closed form is $\frac{{3}}{{32}}(\rho-1)^2\sqrt\rho$, $\rho = {high / low:g}^{{1/M}}$). The
+   (the exact supremum over the interval, computed from these weights; the closed-form bound
+   $\frac{{3}}{{32}}(\rho-1)^2\sqrt\rho$, $\rho = {high / low:g}^{{1/M}}$, is ${closed_form:.4g}$, above it). The
    hinges open towards small $s$, where the slope of $s^{{-1/2}}$ is large, so no large terms cancel.
    $M = {width}$ is at least `stable_width` $= {stable_width(TUTORIAL_DOMAIN)}$ on this domain, the smallest width at
    which the norm map does not amplify round-off.

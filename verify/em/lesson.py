@@ -9,6 +9,7 @@ exactly, and matches to round-off: the head is exact, the logarithm is not.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 
 import numpy as np
@@ -20,6 +21,7 @@ from tfconstruct.constructions.em.construction import tutorial_example
 from . import reference
 
 VARIANCE = 1.0  # the example's beta = 1; a mismatch would show as an "exact" checkpoint off by more than round-off
+EXAMPLE_WIDTH = inspect.signature(tutorial_example).parameters["width"].default
 WIDTHS = (4, 8, 16, 32, 64)
 PSEUDOCODE = (
     PseudoLine("for t = 0, 1, …, T−1:"),
@@ -95,6 +97,7 @@ def lesson(width: int | None = None) -> TutorialExample:
         geometry=Geometry(points="x", point_tokens=data, centres="mu", centre_tokens=tuple(order), colour="resp"),
         at_width=lesson if width is None else None,
         widths=WIDTHS if width is None else (),
+        width=EXAMPLE_WIDTH if width is None else width,
     )
 
 

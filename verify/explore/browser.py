@@ -99,7 +99,8 @@ class Page:
     def snapshot(self) -> dict[str, Any]:
         """What the page shows now, read in one round trip: the position line (hook, step, first and last
         sublayer, text), every stream cell (block, token, text, the values it carries, its classes) and every row
-        of the reference tables (label, token, the transformer's and the reference's values and their text)."""
+        of the reference tables (label, token, the transformer's and the reference's values and their text, and for
+        a head's pattern the key columns shown)."""
         return self.driver.execute_script(_SNAPSHOT)
 
     def screenshot(self, path: str | Path, max_height: int = 4000) -> Path:
@@ -123,6 +124,7 @@ const cells = Array.from(document.querySelectorAll('td.cell')).map((td) => ({
 const checkpoints = Array.from(document.querySelectorAll('table.checkpoint')).flatMap((table) =>
   Array.from(table.querySelectorAll('tr.checkpoint-row')).map((row) => ({
     label: table.dataset.label, hook: table.dataset.hook, token: Number(row.dataset.token),
+    columns: JSON.parse(table.dataset.columns),
     actual: JSON.parse(row.dataset.actual), expected: JSON.parse(row.dataset.expected),
     actual_text: row.cells[1].textContent, expected_text: row.cells[2].textContent,
   })));

@@ -99,8 +99,9 @@ def check_page(
                     continue
                 for row, values in zip(rows, construction):
                     result.reference_rows += 1
+                    shown_values = values if row["columns"] is None else values[row["columns"]]  # a pattern's keys
                     if not np.array_equal(np.asarray(row["actual"]), values) or not _agrees(
-                        shown_numbers(row["actual_text"]), values.tolist()
+                        shown_numbers(row["actual_text"]), shown_values.tolist()
                     ):
                         result.problems.append(
                             f"{hook}: {checkpoint.label!r} token {row['token']} shows {row['actual_text']!r}, the trace {values.tolist()}"

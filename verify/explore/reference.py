@@ -99,4 +99,4 @@ def width_study(example: TutorialExample) -> dict[str, Any] | None:
     if len(usable) >= 2:
         widths, errors = np.log([w for w, _ in usable]), np.log([e for _, e in usable])
         rate = float(np.polyfit(widths, errors, 1)[0])
-    return {"rows": rows, "rate": rate}
+    return {"rows": rows, "rate": rate, "own": example.width}

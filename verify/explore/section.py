@@ -15,7 +15,7 @@ from typing import Callable
 
 from tfconstruct.constructions.construction import TutorialExample
 
-from ..results import Check, ReportContext, SectionResult
+from ..results import Check, ReportContext, SectionResult, counted
 from .browser import find_browser
 from .check import check_page
 from .page import page_data, plotly_bundle, render_page
@@ -109,15 +109,17 @@ def _browser_check(folder: Path, written: dict, data: dict, checks: list[Check])
         Check(
             f"`{key}` page in headless chromium renders the trace",
             not result.problems and result.sublayers == len(example.model.layers),
-            f"{result.sublayers} sublayers, {result.cells} cells, {result.reference_rows} reference rows; "
+            f"{counted(result.sublayers, 'sublayer')}, {counted(result.cells, 'cell')}, "
+            f"{counted(result.reference_rows, 'reference row')}; "
             f"{len(result.problems)} problems" + (f" (first: {result.problems[0]})" if result.problems else ""),
             "every cell equals the trace",
         )
     )
     shot = result.screenshot.relative_to(folder.parent).as_posix() if result.screenshot else None
     return [
-        f"Browser check: `{key}.html` stepped through in headless chromium ({result.sublayers} sublayers, "
-        f"{result.cells} stream cells and {result.reference_rows} reference rows compared with the trace).",
+        f"Browser check: `{key}.html` stepped through in headless chromium ({counted(result.sublayers, 'sublayer')}, "
+        f"{counted(result.cells, 'stream cell')} and {counted(result.reference_rows, 'reference row')} compared with "
+        "the trace).",
         "",
         f"![the {key} explorer page]({shot})" if shot else "",
     ]

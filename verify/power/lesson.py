@@ -3,6 +3,7 @@ eigenvectors in the plane, and the example rebuilt at other widths $M$ of the $s
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 
 from tfconstruct.constructions import Checkpoint, Geometry, PseudoLine, TutorialExample
@@ -10,6 +11,7 @@ from tfconstruct.constructions.power.covariance import tutorial_example
 
 from . import reference
 
+EXAMPLE_WIDTH = inspect.signature(tutorial_example).parameters["width"].default
 WIDTHS = (6, 8, 12, 16, 24, 32, 48)
 PSEUDOCODE = (
     PseudoLine("for t = 0, 1, …, J−1:"),
@@ -72,4 +74,5 @@ def lesson(width: int | None = None) -> TutorialExample:
         geometry=Geometry(points="x", arrows=("v",), fixed=fixed),
         at_width=lesson if width is None else None,
         widths=WIDTHS if width is None else (),
+        width=EXAMPLE_WIDTH if width is None else width,
     )

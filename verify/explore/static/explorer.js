@@ -4,7 +4,7 @@
 (function () {
   const D = JSON.parse(document.getElementById("lesson").textContent);
   const L = D.sublayers.length;
-  const state = { whole: false, index: 0, head: {}, query: 0, width: 0 };
+  const state = { whole: false, index: 0, head: {}, query: 0, width: D.width ? Math.max(0, D.width.rows.findIndex((r) => r.width === D.width.own)) : 0 };
   const blockByName = Object.fromEntries(D.blocks.map((b) => [b.name, b]));
 
   // ---------- helpers
@@ -120,7 +120,7 @@
     const tokens = el("table", { id: "tokens" }, el("tr", {}, el("th", { text: "token" }), ...perToken.map(header)));
     for (let t = 0; t < D.tokens; t++) tokens.append(el("tr", {}, el("th", { text: String(t) }), ...perToken.map((b) => cell(b, t))));
     const box = document.getElementById("stream");
-    box.replaceChildren(tokens);
+    box.replaceChildren(el("div", { class: "scroll" }, tokens));
     if (shared.length) {
       const spread = (b) => {
         let worst = 0;
@@ -130,7 +130,7 @@
       const row = el("tr", {}, el("th", { text: "every token" }), ...shared.map((b) => cell(b, 0)));
       const spreads = el("tr", { class: "spread" }, el("th", { text: "spread" }), ...shared.map((b) => el("td", { text: sci(spread(b)) })));
       box.append(el("h3", { text: "Broadcast blocks (the same in every token; one row, with the largest difference between tokens)" }),
-        el("table", { id: "broadcast" }, el("tr", {}, el("th", {}), ...shared.map(header)), row, spreads));
+        el("div", { class: "scroll" }, el("table", { id: "broadcast" }, el("tr", {}, el("th", {}), ...shared.map(header)), row, spreads)));
     }
   }
 
@@ -156,8 +156,9 @@
     box.append(row);
     const scores = el("div", { class: "chart small" }), pattern = el("div", { class: "chart small" }), terms = el("div", { class: "chart small" });
     row.append(scores, pattern, terms);
-    heatmap(scores, head.scores, toks, toks, "scores s_ij = h_iᵀ W_QK h_j", { xtitle: "key token j", ytitle: "query token i", numeric: true });
-    const z = head.pattern.map((r) => r.map((x, j) => (head.keys[j] ? x : null)));
+    const masked = (rows) => rows.map((r) => r.map((x, j) => (head.keys[j] ? x : null)));
+    heatmap(scores, masked(head.scores), toks, toks, "scores s_ij = h_iᵀ W_QK h_j", { xtitle: "key token j (hatched: masked)", ytitle: "query token i", numeric: true, traces: maskHatch(head.keys, n) });
+    const z = masked(head.pattern);
     const rule = head.scoring === "softmax" ? "softmax over keys" : head.scoring === "relu" ? (head.normalise ? "ReLU(s)/N" : "ReLU(s)") : (head.normalise ? "s/N" : "s");
     heatmap(pattern, z, toks, toks, "pattern A_ij (" + rule + ")", { xtitle: "key token j (hatched: masked)", ytitle: "query token i", numeric: true, sequential: head.scoring !== "linear", traces: maskHatch(head.keys, n) });
     const ref = D.checkpoints.find((c) => c.hook === sub.hook && c.head === head.label);
@@ -169,20 +170,21 @@
     const sums = head.row_sums;
     const lo = Math.min(...sums), hi = Math.max(...sums);
     if (head.scoring !== "softmax" && (Math.abs(lo - 1) > 1e-9 || Math.abs(hi - 1) > 1e-9)) {
-      box.append(el("p", { class: "note", id: "rowsum-note", text: `Rows of A sum to between ${fmt(lo)} and ${fmt(hi)}, not 1: with ${rule} scoring A is a weighting, not a distribution.` }));
+      const total = fmt(lo) === fmt(hi) ? fmt(lo) : "between " + fmt(lo) + " and " + fmt(hi);
+      box.append(el("p", { class: "note", id: "rowsum-note", text: `Rows of A sum to ${total}, not 1: with ${rule} scoring A is a weighting, not a distribution.` }));
     }
     // each score split into its block terms, for one query token
     const select = el("select", { id: "query", onchange: () => { state.query = Number(select.value); render(); } }, ...toks.map((t) => el("option", { value: String(t), text: "query token " + t })));
     select.value = String(Math.min(state.query, n - 1));
     const q = Number(select.value);
-    const traces = head.terms.map((t) => ({ type: "bar", name: t.label, x: toks.map(String), y: t.z[q] }));
-    plot(terms, traces, { barmode: "relative", title: { text: "s_" + q + "j split into block terms", font: { size: 13 } }, xaxis: { title: { text: "key token j" }, type: "category" }, height: 280, width: 380, legend: { orientation: "h", y: -0.3 } });
+    const traces = head.terms.map((t) => ({ type: "bar", name: t.label, x: toks.map(String), y: t.z[q].map((x, j) => (head.keys[j] ? x : null)) }));
+    plot(terms, traces, { barmode: "relative", title: { text: "s_" + q + "j split into block terms", font: { size: 13 } }, xaxis: { title: { text: "key token j (masked keys left out)" }, type: "category" }, height: 280, width: 380, legend: { orientation: "h", y: -0.3 } });
     box.append(select);
     // values and output
     const table = el("table", { class: "values" }, el("tr", {}, el("th", { text: "token" }),
       ...head.written.map((c) => el("th", { text: "W_OV h_j → " + c })), ...head.written.map((c) => el("th", { text: "Σ_j A_ij W_OV h_j → " + c }))));
     for (let t = 0; t < n; t++) table.append(el("tr", {}, el("th", { text: String(t) }), ...head.values[t].map((x) => el("td", { text: fmt(x) })), ...head.output[t].map((x) => el("td", { class: "output", "data-token": String(t), text: fmt(x) }))));
-    box.append(el("h4", { text: "Values and output (token i receives Σ_j A_ij W_OV h_j)" }), table);
+    box.append(el("h4", { text: "Values and output (token i receives Σ_j A_ij W_OV h_j)" }), el("div", { class: "scroll" }, table));
     box.append(weights("W_QK (rows: query side h_i, columns: key side h_j; residual coordinates)", head.qk), weights("W_OV (rows: read from h_j, columns: written to token i)", head.ov));
   }
 
@@ -260,15 +262,22 @@
     }
     for (const c of here) {
       const what = c.block ? "block " + c.block : "pattern of head " + c.head;
-      const table = el("table", { class: "checkpoint", "data-hook": c.hook, "data-label": c.label }, el("tr", {}, el("th", { text: "token" }), el("th", { text: "transformer" }), el("th", { text: "reference" }), el("th", { text: "difference" })));
+      const sub = D.sublayers.find((s) => s.hook === c.hook);
+      const head = c.head === null ? null : sub.heads.find((h) => h.label === c.head);
+      const columns = head ? range(D.tokens).filter((j) => head.keys[j]) : null;  // a pattern row: its unmasked keys
+      const pick = (row) => (columns ? columns.map((j) => row[j]) : row);
+      const side = columns ? " (keys " + columns.join(", ") + ")" : "";
+      const table = el("table", { class: "checkpoint", "data-hook": c.hook, "data-label": c.label, "data-columns": JSON.stringify(columns) },
+        el("tr", {}, el("th", { text: "token" }), el("th", { text: "transformer" + side }), el("th", { text: "reference" + side }), el("th", { text: "difference" })));
       c.actual.forEach((row, r) => {
         const token = c.tokens ? c.tokens[r] : r;
         table.append(el("tr", { class: "checkpoint-row", "data-token": String(token), "data-actual": JSON.stringify(row), "data-expected": JSON.stringify(c.expected[r]) },
-          el("th", { text: String(token) }), el("td", { text: fmtVec(row) }), el("td", { text: fmtVec(c.expected[r]) }),
+          el("th", { text: String(token) }), el("td", { text: fmtVec(pick(row)) }), el("td", { text: fmtVec(pick(c.expected[r])) }),
           el("td", { text: sci(Math.max(...row.map((x, i) => Math.abs(x - c.expected[r][i])))) })));
       });
       box.append(el("h3", { text: c.label + " — " + what + " after " + c.hook + (c.compare === "direction" ? " (direction, up to sign)" : "") }),
-        el("p", { class: c.exact ? "exact" : "approximate", text: (c.exact ? "Exact part: equal up to round-off" : "Approximate part: the error is bounded, not zero") + "; largest difference " + sci(c.difference) + " (relative " + sci(c.relative) + ")." }), table);
+        el("p", { class: c.exact ? "exact" : "approximate", text: (c.exact ? "Exact part: equal up to round-off" : "Approximate part: the error is bounded, not zero") + "; largest difference " + sci(c.difference) + " (relative " + sci(c.relative) + ")." }),
+        el("div", { class: "scroll" }, table));
     }
   }
 
@@ -278,10 +287,13 @@
     const g = D.geometry, to = v.last + 1, node = document.getElementById("geometry");
     const pts = g.point_tokens || range(D.tokens);
     const points = pts.map((t) => read(to, t, g.points));
-    const colour = g.colour ? pts.map((t) => read(to, t, g.colour)[0]) : null;
-    const traces = [{ type: "scatter", mode: "markers", name: g.points + (g.colour ? " (colour: " + g.colour + "[0])" : ""), x: points.map((p) => p[0]), y: points.map((p) => p[1]),
-      marker: colour ? { size: 10, color: colour, colorscale: "Viridis", cmin: 0, cmax: 1, showscale: true, colorbar: { thickness: 10 } } : { size: 9 } }];
-    for (const [label, vec] of Object.entries(g.fixed)) traces.push({ type: "scatter", mode: "lines", name: label, x: [0, vec[0]], y: [0, vec[1]], line: { dash: "dash", width: 2 } });
+    const values = g.colour ? pts.map((t) => read(to, t, g.colour)) : null;
+    const written = values && values.some((v) => v.some((x) => x !== 0));
+    const colour = written ? values.map((v) => v[0]) : null;
+    const label = g.colour ? (written ? " (colour: " + g.colour + "[0])" : " (" + g.colour + " not written yet: grey)") : "";
+    const traces = [{ type: "scatter", mode: "markers", name: g.points + label, x: points.map((p) => p[0]), y: points.map((p) => p[1]),
+      marker: colour ? { size: 10, color: colour, colorscale: "Viridis", cmin: 0, cmax: 1, showscale: true, colorbar: { thickness: 10 } } : { size: 9, color: g.colour ? "#aaa" : undefined } }];
+    for (const [label, vec] of Object.entries(g.fixed)) traces.push({ type: "scatter", mode: "lines", name: label + " (the line it spans)", x: [-1.6 * vec[0], 1.6 * vec[0]], y: [-1.6 * vec[1], 1.6 * vec[1]], line: { dash: "dash", width: 2 } });
     const stepEnds = [0].concat(D.steps.map((s) => s.last + 1)).filter((p) => p < to);
     for (const name of g.arrows) {
       const earlier = stepEnds.map((p) => read(p, 0, name)).filter((a) => Math.hypot(a[0], a[1]) > 0);
@@ -321,7 +333,7 @@
     if (first) traces.push({ type: "scatter", mode: "lines", name: "M^-2 guide", x: ws, y: ws.map((w) => first.approximate * (first.width / w) ** 2), line: { dash: "dot", color: "#999" } });
     const update = () => {
       const r = rows[state.width];
-      readout.textContent = "M = " + r.width + ": approximate parts " + sci(r.approximate) + ", exact parts " + sci(r.exact) + ".";
+      readout.textContent = "M = " + r.width + (r.width === D.width.own ? " (this example)" : "") + ": approximate parts " + sci(r.approximate) + ", exact parts " + sci(r.exact) + ".";
       plot(chart, traces.concat([{ type: "scatter", mode: "markers", name: "M = " + r.width, x: [r.width], y: [r.approximate], marker: { size: 16, color: "rgba(214,39,40,0.5)" } }]),
         { xaxis: { type: "log", title: { text: "width M" }, tickvals: ws, ticktext: ws.map(String) }, yaxis: { type: "log", title: { text: "relative difference to the reference" }, exponentformat: "power" }, height: 340, legend: { orientation: "h", y: -0.3 } });
     };
