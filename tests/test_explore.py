@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 import torch
 
 from tfconstruct.constructions import Checkpoint
+from tfconstruct.verify.cli import main
 from tfconstruct.verify.em import reference as em_reference
 from tfconstruct.verify.em.lesson import lesson as em_lesson
 from tfconstruct.verify.explore.access import access, slot_status
@@ -134,24 +133,23 @@ def test_bad_lesson_data_is_refused_by_name():
         dataclasses.replace(example, at_width=None, widths=(4,))
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tfconstruct.verify.cli", *args], capture_output=True, text=True)
-
-
-def test_cli_writes_a_plugin_page_and_refuses_bad_input(tmp_path):
-    done = _cli("--plugin", str(PLUGIN), "explore", "mean", "--out", str(tmp_path / "pages"))
-    assert done.returncode == 0, done.stderr
+def test_cli_writes_a_plugin_page_and_refuses_bad_input(tmp_path, capsys):
+    assert main(["--plugin", str(PLUGIN), "explore", "mean", "--out", str(tmp_path / "pages")]) == 0
     assert (tmp_path / "pages" / "mean.html").stat().st_size > 1_000_000
-    bad = _cli("explore", "nosuchfamily")
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
+    assert re.search(r"wrote .*mean\.html \(\d\.\d MB\)", capsys.readouterr().out)
     (tmp_path / "file").write_text("x")
-    bad = _cli("explore", "gd", "--out", str(tmp_path / "file"))
-    assert bad.returncode == 2 and "--out must be a folder" in bad.stderr
-    bad = _cli("explore", "gd", "--out", "")
-    assert bad.returncode == 2 and "must name a folder, got an empty string" in bad.stderr
+    refused = {
+        "invalid choice": ["explore", "nosuchfamily"],
+        "--out must be a folder": ["explore", "gd", "--out", str(tmp_path / "file")],
+        "must name a folder, got an empty string": ["explore", "gd", "--out", ""],
+    }
     if Path("/proc").is_dir():  # writable by permissions (as root), refused by the file system
-        bad = _cli("explore", "gd", "--out", "/proc/no_such_folder")
-        assert bad.returncode == 2 and "cannot be created" in bad.stderr and "Traceback" not in bad.stderr
+        refused["cannot be created"] = ["explore", "gd", "--out", "/proc/no_such_folder"]
+    for message, argv in refused.items():
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        error = capsys.readouterr().err
+        assert stop.value.code == 2 and message in error and "Traceback" not in error, (argv, error)
 
 
 BROWSER = find_browser()

@@ -174,10 +174,15 @@ def _output_problems(args: argparse.Namespace) -> list[str]:
         return [f"--out {out} cannot be created: {existing} is a file"]
     if not os.access(existing, os.W_OK):
         return [f"--out {out} cannot be written: {existing} is not writable"]
-    try:  # a folder the permissions allow may still be refused (a read-only or virtual file system)
+    missing = [folder for folder in [out, *out.absolute().parents] if not folder.exists()]
+    try:  # a folder the permissions allow may still be refused (a read-only or virtual file system): try, then undo
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         return [f"--out {out} cannot be created: {err.strerror or err}"]
+    finally:
+        for folder in missing:  # deepest first; nothing is left behind before the command itself runs
+            if folder.is_dir():
+                folder.rmdir()
     return []
 
 
