@@ -5,7 +5,8 @@ import json
 import pytest
 
 from tfconstruct.verify.explore.browser import find_browser
-from tfconstruct.verify.families import registered
+from tfconstruct.verify.explore.section import explore_section
+from tfconstruct.verify.families import registered, tutorials
 from tfconstruct.verify.report import Outcome, ReportContext, run_report, select_sections
 
 FAMILIES = registered()
@@ -36,10 +37,18 @@ def test_quick_report_runs_every_section_and_passes(tmp_path):
     pages = list((tmp_path / "explore").glob("*.html"))
     assert len(pages) == examples and all(page.stat().st_size > 1_000_000 for page in pages)
     explore = payload["sections"]["explore"]["data"]
+    assert explore["browser"] == "not run: quick mode" and "Browser check not run" in markdown  # says so
+
+
+def test_the_full_explorer_section_drives_a_browser_or_says_why_not(tmp_path):
+    em = next(family for family in FAMILIES if family.name == "em")
+    result = explore_section(ReportContext(tmp_path), tutorials([em]))
+    assert all(check.passed for check in result.checks), result.checks
     if find_browser().reason:  # the report says the browser check did not run, and why
-        assert explore["browser"].startswith("not run:") and "Browser check not run" in markdown
+        assert result.data["browser"].startswith("not run:") and "Browser check not run" in result.markdown
     else:
-        assert explore["browser"]["problems"] == [] and (tmp_path / "explore" / "em.png").stat().st_size > 20_000
+        assert result.data["browser"]["problems"] == [] and (tmp_path / "explore" / "em.png").stat().st_size > 20_000
+        assert "![the em explorer page](explore/em.png)" in result.markdown
 
 
 def test_only_selects_sections_and_names_the_unknown_ones():
