@@ -36,7 +36,6 @@ class PageCheck:
     reference_rows: int = 0
     problems: list[str] = field(default_factory=list)
     screenshot: Path | None = None
-    console_errors: list[str] = field(default_factory=list)
 
 
 def shown_numbers(text: str) -> list[float]:
@@ -67,7 +66,6 @@ def check_page(
     for checkpoint in example.checkpoints:
         by_hook.setdefault(checkpoint.hook, []).append(checkpoint)
     with Page(path, found) as page:
-        result.console_errors = page.errors
         result.problems += [f"browser console: {message}" for message in page.errors]
         for k, hook in enumerate(model.names):
             if k:
