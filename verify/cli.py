@@ -295,7 +295,7 @@ def build_parser(
     explore.add_argument(
         "--check", action="store_true",
         help="also step through each page in headless chromium and compare what it shows with the trace "
-        "(exit 1 on a difference; needs selenium, chromium and chromedriver)",
+        "(exit 1 on a difference; exit 2 without selenium, chromium and chromedriver)",
     )  # fmt: skip
     docs = commands.add_parser("docs", help="regenerate the tutorials (one per registered example)")
     docs.add_argument("--out", type=folder, default=Path("docs"), help="output folder (default: ./docs)")

@@ -94,7 +94,7 @@ def _sublayer(
         "describe": layer.describe(),
         "reads": sorted(used.reads, key=layout.names.index),
         "writes": sorted(used.writes, key=layout.names.index),
-        "line": pseudocode_line(example.pseudocode, phase),
+        "line": pseudocode_line(example.pseudocode, hook),
         "functions": [_function(d, layout, before) for d in layer.domains if d.interpolant is not None],
     }
     if isinstance(layer, MultiHeadAttention):
@@ -176,9 +176,14 @@ def _function(domain: Any, layout: ResidualLayout, before: torch.Tensor) -> dict
     )
     inside = (grid >= low) & (grid <= high)
     inputs = layout.read(before, domain.subspace)
+    used = range(inputs.shape[0])
     if domain.tokens is not None:  # only the tokens whose result is used
-        inputs = inputs[layout.read(before, domain.tokens)[:, 0] > 0.5]
-    values = np.asarray(sorted(set(round(v, 12) for v in inputs.flatten().tolist())))
+        used = torch.nonzero(layout.read(before, domain.tokens)[:, 0] > 0.5).flatten().tolist()
+    holders: dict[float, list[int]] = {}
+    for token in used:
+        for value in inputs[token].tolist():
+            holders.setdefault(round(value, 12), []).append(int(token))
+    values = np.asarray(sorted(holders))
     approx = interpolant(values) if values.size else values
     with np.errstate(divide="ignore", invalid="ignore"):
         target = interpolant.target(values) if interpolant.target is not None and values.size else None
@@ -198,6 +203,7 @@ def _function(domain: Any, layout: ResidualLayout, before: torch.Tensor) -> dict
         "target": _gaps(interpolant.target(np.where(inside, grid, np.nan))) if interpolant.target else None,
         "tokens": domain.tokens,
         "current": values.tolist(),
+        "current_tokens": [sorted(set(holders[v])) for v in values.tolist()],
         "current_approx": np.asarray(approx).tolist(),
         "current_target": None if target is None else _gaps(np.asarray(target)),
     }
@@ -216,7 +222,9 @@ def _moves(layer: MLP, layout: ResidualLayout) -> list[str]:
         units = slice(group.start, group.start + group.size)
         reads = _block_names(layout, layer.w_in[:, units].abs().sum(1)) - {BIAS}
         writes = _block_names(layout, layer.w_out[units].abs().sum(0))
-        if writes and writes == reads:
+        if not writes:  # a unit group whose output weights are all zero adds nothing
+            continue
+        if writes == reads:
             text = ", ".join(sorted(writes)) + " <- 0"
         elif reads and reads < writes:
             text = ", ".join(sorted(writes - reads)) + " <- " + ", ".join(sorted(reads))

@@ -50,9 +50,15 @@ def steps(hooks: list[str]) -> list[Step]:
     return found
 
 
-def pseudocode_line(lines: tuple[PseudoLine, ...], phase: str) -> int | None:
-    """The index of the first line covering ``phase`` (a line's phase matches itself and its sub-phases)."""
-    for index, line in enumerate(lines):
-        if any(phase == p or phase.startswith(p + ".") for p in line.phases):
-            return index
+def pseudocode_line(lines: tuple[PseudoLine, ...], hook: str) -> int | None:
+    """The index of the line covering sublayer ``hook`` (a line's phase matches itself and its sub-phases).
+
+    The phase qualified by its step's kind (``newton.norm`` for ``component0.newton0.norm``: the step's last segment
+    without its number) is tried first, so a line for the Newton steps wins over the power step's ``norm`` line."""
+    step, phase = split_hook(hook)
+    kind = re.sub(r"\d+$", "", step.split(".")[-1])
+    for candidate in (f"{kind}.{phase}", phase):
+        for index, line in enumerate(lines):
+            if any(candidate == p or candidate.startswith(p + ".") for p in line.phases):
+                return index
     return None

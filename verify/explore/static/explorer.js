@@ -27,10 +27,12 @@
     return D.streams[pos][token].slice(b.start, b.start + b.size);
   };
   const range = (n) => Array.from({ length: n }, (_, i) => i);
-  const plot = (node, traces, layout) =>
-    Plotly.react(node, traces, Object.assign({ margin: { l: 60, r: 20, t: 36, b: 48 }, height: 300 }, layout), {
-      displayModeBar: false, responsive: true, staticPlot: false,
-    });
+  const plot = (node, traces, layout) => {
+    const full = Object.assign({ margin: { l: 60, r: 20, t: 36, b: 48 }, height: 300 }, layout);
+    node.style.height = full.height + "px";  // a responsive chart takes its box's height on a resize: give it one
+    if (full.width) node.style.width = full.width + "px";
+    return Plotly.react(node, traces, full, { displayModeBar: false, responsive: true, staticPlot: false });
+  };
 
   function view() {
     if (!state.whole) return { first: state.index, last: state.index, name: D.sublayers[state.index].hook };
@@ -155,7 +157,8 @@
     const row = el("div", { class: "charts" });
     box.append(row);
     const scores = el("div", { class: "chart small" }), pattern = el("div", { class: "chart small" }), terms = el("div", { class: "chart small" });
-    row.append(scores, pattern, terms);
+    const termsBox = el("div", {});
+    row.append(scores, pattern, termsBox);
     const masked = (rows) => rows.map((r) => r.map((x, j) => (head.keys[j] ? x : null)));
     heatmap(scores, masked(head.scores), toks, toks, "scores s_ij = h_iᵀ W_QK h_j", { xtitle: "key token j (hatched: masked)", ytitle: "query token i", numeric: true, traces: maskHatch(head.keys, n) });
     const z = masked(head.pattern);
@@ -165,7 +168,7 @@
     if (ref) {
       const refNode = el("div", { class: "chart small", id: "reference-pattern" });
       row.append(refNode);
-      heatmap(refNode, ref.expected, toks, ref.tokens || toks, "reference pattern (numpy; see below)", { xtitle: "key token j", ytitle: "query token i", numeric: true, sequential: true });
+      heatmap(refNode, masked(ref.expected), toks, ref.tokens || toks, "reference pattern (numpy; see below)", { xtitle: "key token j (hatched: masked)", ytitle: "query token i", numeric: true, sequential: true, traces: maskHatch(head.keys, (ref.tokens || toks).length) });
     }
     const sums = head.row_sums;
     const lo = Math.min(...sums), hi = Math.max(...sums);
@@ -178,8 +181,8 @@
     select.value = String(Math.min(state.query, n - 1));
     const q = Number(select.value);
     const traces = head.terms.map((t) => ({ type: "bar", name: t.label, x: toks.map(String), y: t.z[q].map((x, j) => (head.keys[j] ? x : null)) }));
-    plot(terms, traces, { barmode: "relative", title: { text: "s_" + q + "j split into block terms", font: { size: 13 } }, xaxis: { title: { text: "key token j (masked keys left out)" }, type: "category" }, height: 280, width: 380, legend: { orientation: "h", y: -0.3 } });
-    box.append(select);
+    termsBox.append(select, terms);
+    plot(terms, traces, { barmode: "relative", title: { text: "s_" + q + "j split into block terms", font: { size: 13 } }, xaxis: { title: { text: "key token j (masked keys left out)" }, type: "category" }, height: 320, width: 340, margin: { l: 50, r: 10, t: 36, b: 110 }, legend: { orientation: "h", y: -0.45 } });
     // values and output
     const table = el("table", { class: "values" }, el("tr", {}, el("th", { text: "token" }),
       ...head.written.map((c) => el("th", { text: "W_OV h_j → " + c })), ...head.written.map((c) => el("th", { text: "Σ_j A_ij W_OV h_j → " + c }))));
@@ -219,10 +222,13 @@
         marker: { size: 9, color: lit.map((on) => (on ? "#ff7f0e" : "#bbb")), line: { width: 1, color: "#555" } } },
       { type: "scatter", mode: "markers", name: "this example's " + f.input, x: f.current, y: f.current_approx, marker: { size: 12, symbol: "x", color: "#d62728" } },
     ];
-    const errors = f.current_target ? f.current.map((_, i) => Math.abs(f.current_approx[i] - f.current_target[i]) / Math.max(Math.abs(f.current_target[i]), 1e-300)) : [];
+    const errors = f.current_target ? f.current.map((_, i) => (f.current_target[i] === null ? null : f.current_approx[i] - f.current_target[i])) : [];
     plot(node, traces, { title: { text: f.output + " += " + (f.scale === 1 ? "" : fmt(f.scale) + " · ") + f.name + "(" + f.input + ") on [" + fmt(f.low) + ", " + fmt(f.high) + "]", font: { size: 13 } },
       xaxis: { title: { text: f.input }, type: f.log_axis ? "log" : "linear" }, yaxis: { title: { text: f.name } }, height: 330, legend: { orientation: "h", y: -0.25 } });
-    box.append(el("p", { class: "function-error", text: errors.length ? "At this example's " + f.input + " = " + f.current.map(fmt).join(", ") + ": relative error of the interpolant " + errors.map(sci).join(", ") + "." : "" }));
+    const rows = f.current.map((v, i) => el("tr", {}, el("td", { text: fmt(v) }), el("td", { text: f.current_tokens[i].join(", ") }), el("td", { text: fmt(f.current_approx[i]) }),
+      el("td", { text: f.current_target ? fmt(f.current_target[i]) : "" }), el("td", { text: errors.length ? sci(errors[i]) : "" })));
+    box.append(el("div", { class: "scroll" }, el("table", { class: "function-error" },
+      el("tr", {}, el("th", { text: f.input }), el("th", { text: "tokens" }), el("th", { text: "interpolant" }), el("th", { text: "target " + f.name }), el("th", { text: "interpolant − target" })), ...rows)));
   }
 
   function renderSublayer(v) {
@@ -328,7 +334,7 @@
     const first = rows.find((r) => r.approximate);
     const traces = [
       { type: "scatter", mode: "lines+markers", name: "approximate checkpoints (largest relative difference)", x: ws, y: rows.map((r) => r.approximate) },
-      { type: "scatter", mode: "lines+markers", name: "exact checkpoints", x: ws, y: rows.map((r) => (r.exact === null ? null : Math.max(r.exact, 1e-17))) },
+      { type: "scatter", mode: "lines+markers", name: "exact checkpoints (0 drawn at 1e-17)", x: ws, y: rows.map((r) => (r.exact === null ? null : Math.max(r.exact, 1e-17))) },
     ];
     if (first) traces.push({ type: "scatter", mode: "lines", name: "M^-2 guide", x: ws, y: ws.map((w) => first.approximate * (first.width / w) ** 2), line: { dash: "dot", color: "#999" } });
     const update = () => {
