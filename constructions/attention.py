@@ -193,8 +193,7 @@ class AttentionHead:
         """The keys each query may attend to, shape ``(batch, 1, N)`` (None: every token is a key)."""
         if self.keys is None:
             return None
-        flag = self.layout.read(stream, self.keys)[..., 0]
-        return (flag > 0.5).unsqueeze(-2)
+        return self.layout.flagged(stream, self.keys).unsqueeze(-2)
 
     def describe(self) -> str:
         mask = f", keys where {self.keys}=1" if self.keys else ""

@@ -210,7 +210,7 @@ class Transformer:
         violations: list[DomainViolation] = []
         for position, layer in enumerate(self.layers, start=1):
             for domain in getattr(layer, "domains", ()):
-                used = None if domain.tokens is None else self.layout.read(work, domain.tokens)[..., 0] > 0.5
+                used = None if domain.tokens is None else self.layout.flagged(work, domain.tokens)
                 for instance, value in domain.outside(self.layout.read(work, domain.subspace), used):
                     found = DomainViolation(self.names[position - 1], instance, domain.subspace, value, domain)
                     if outside == "raise":

@@ -96,6 +96,15 @@ class ResidualLayout:
         """The block ``name`` of every token: shape ``(..., tokens, size)``."""
         return stream[..., self[name].slice]
 
+    def flagged(self, stream: torch.Tensor, name: str) -> torch.Tensor:
+        """The tokens whose flag subspace ``name`` (size 1, 0 or 1 per token) is set: a boolean ``(..., tokens)``."""
+        return self.read(stream, name)[..., 0] > 0.5
+
+    def touched(self, weights: torch.Tensor) -> list[str]:
+        """The subspaces, in stream order, in which ``weights`` (one entry per coordinate, shape ``(D,)``) is not
+        zero: what a row or column of a weight matrix reads or writes."""
+        return [block.name for block in self if bool(weights[block.slice].ne(0).any())]
+
     def embed(
         self,
         batch: int,

@@ -18,7 +18,7 @@ from tfconstruct.verify.em.lesson import lesson as em_lesson
 from tfconstruct.verify.explore.access import access, slot_status
 from tfconstruct.verify.explore.browser import Page, find_browser
 from tfconstruct.verify.explore.check import shown_numbers
-from tfconstruct.verify.explore.data import lesson_data
+from tfconstruct.verify.explore.data import forward, lesson_data
 from tfconstruct.verify.explore.page import page_data, plotly_bundle, render_page, write_pages
 from tfconstruct.verify.explore.reference import checkpoints, width_study
 from tfconstruct.verify.explore.timeline import split_hook, steps
@@ -89,7 +89,7 @@ def test_page_data_for_every_registered_family_and_a_plugin():
     families = registered([str(PLUGIN)])
     for key, factory in tutorials(families).items():
         example = factory()
-        data = lesson_data(key, example)
+        data = lesson_data(key, example, forward(key, example))
         assert len(data["streams"]) == len(example.model.layers) + 1
         assert len(data["sublayers"]) == len(example.model.layers)
         with torch.no_grad():
@@ -103,7 +103,8 @@ def test_page_data_for_every_registered_family_and_a_plugin():
 
 
 def test_mlp_interpolant_drawn_against_its_target():
-    data = lesson_data("power", power_lesson())
+    example = power_lesson()
+    data = lesson_data("power", example, forward("power", example))
     inv_sqrt = next(s for s in data["sublayers"] if s["phase"] == "inv_sqrt")
     (function,) = inv_sqrt["functions"]
     assert function["name"] == "s^(-1/2)" and function["input"] == "norm_sq" and function["output"] == "inv_norm"

@@ -31,12 +31,15 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from tfconstruct.constructions.mlp import BIAS  # noqa: E402
+from tfconstruct.constructions.attention import AttentionHead  # noqa: E402
+from tfconstruct.constructions.mlp import BIAS, MLP  # noqa: E402
 from tfconstruct.constructions.model import Transformer  # noqa: E402
+from tfconstruct.constructions.residual import ResidualLayout  # noqa: E402
 
 from .rates import fit_slope  # noqa: E402
 
@@ -367,10 +370,12 @@ class HeatmapBlock:
 
 
 @dataclass(frozen=True)
-class _Matrix:
-    """A weight matrix to draw block by block, with what its rows and columns are."""
+class WeightMatrix:
+    """A weight matrix to show block by block, with what its rows and columns are (``plain``: its name without
+    LaTeX, for pages that do not typeset it)."""
 
     name: str
+    plain: str
     values: np.ndarray
     rows: list[Span]
     cols: list[Span]
@@ -385,6 +390,35 @@ class _Matrix:
         if self.by_column:
             pairs = [(rows, cols) for cols in self.cols for rows in self.rows]
         return [(r, c) for r, c in pairs if np.any(self.values[r.start : r.stop, c.start : c.stop])]
+
+
+def stream_spans(layout: ResidualLayout) -> list[Span]:
+    """One span per subspace of the residual stream, labelled coordinate by coordinate."""
+    return [Span(block.name, block.start, tuple(block.labels())) for block in layout]
+
+
+def head_matrices(head: AttentionHead, name: str) -> tuple[WeightMatrix, WeightMatrix]:
+    r"""A head's $W_{QK}$ (rows: the query side $h_i$, columns: the key side $h_j$) and $W_{OV}$ (rows: read from
+    $h_j$, columns: written to token $i$), both over residual coordinates."""
+    streams = stream_spans(head.layout)
+    query, key = "query side $h_i$: residual coordinate", "key side $h_j$: residual coordinate"
+    read, written = "read from $h_j$: residual coordinate", "written to token $i$: residual coordinate"
+    qk, ov = _numpy(head.qk.matrix), _numpy(head.ov.matrix)
+    return (
+        WeightMatrix(f"{name}: $W_{{QK}}$", f"{name}: W_QK", qk, streams, streams, query, key, head.scoring),
+        WeightMatrix(f"{name}: $W_{{OV}}$", f"{name}: W_OV", ov, streams, streams, read, written),
+    )
+
+
+def mlp_matrices(mlp: MLP) -> tuple[WeightMatrix, WeightMatrix]:
+    r"""An MLP's $W_{in}$ (rows: coordinates read, columns: hidden units in :func:`unit_runs`) and $W_{out}$ (rows:
+    hidden units, columns: coordinates written)."""
+    streams, runs = stream_spans(mlp.layout), unit_runs(mlp)
+    read, written = "read from $h$: residual coordinate", "written to $h$: residual coordinate"
+    return (
+        WeightMatrix("$W_{in}$", "W_in", _numpy(mlp.w_in), streams, runs, read, "hidden unit", by_column=True),
+        WeightMatrix("$W_{out}$", "W_out", _numpy(mlp.w_out), runs, streams, "hidden unit", written),
+    )
 
 
 def weight_heatmap(
@@ -416,24 +450,12 @@ def weight_heatmap(
         :class:`HeatmapBlock` (a :class:`Panels` dict; the figure is ``.figure``).
     """
     layer = model[hook]
-    streams = [Span(block.name, block.start, tuple(block.labels())) for block in model.layout]
-    matrices: list[_Matrix] = []
     if layer.kind == "attention":
-        for m, head in enumerate(layer.heads):
-            name = head.label or f"head {m}"
-            query, key = "query side $h_i$: residual coordinate", "key side $h_j$: residual coordinate"
-            read, written = "read from $h_j$: residual coordinate", "written to token $i$: residual coordinate"
-            matrices.append(
-                _Matrix(f"{name}: $W_{{QK}}$", _numpy(head.qk.matrix), streams, streams, query, key, head.scoring)
-            )
-            matrices.append(_Matrix(f"{name}: $W_{{OV}}$", _numpy(head.ov.matrix), streams, streams, read, written))
+        matrices = [m for i, head in enumerate(layer.heads) for m in head_matrices(head, head.label or f"head {i}")]
     else:
-        runs = unit_runs(layer)
-        read, written = "read from $h$: residual coordinate", "written to $h$: residual coordinate"
-        matrices.append(_Matrix("$W_{in}$", _numpy(layer.w_in), streams, runs, read, "hidden unit", by_column=True))
-        matrices.append(_Matrix("$W_{out}$", _numpy(layer.w_out), runs, streams, "hidden unit", written))
+        matrices = list(mlp_matrices(layer))
 
-    panels: list[tuple[_Matrix, Span | None, Span | None]] = []
+    panels: list[tuple[WeightMatrix, Span | None, Span | None]] = []
     for matrix in matrices:
         panels += [(matrix, rows, cols) for rows, cols in matrix.blocks()] or [(matrix, None, None)]
     columns = min(_PANEL_COLUMNS, len(panels))
@@ -486,19 +508,16 @@ def hidden_unit_labels(mlp) -> list[str]:
     return labels
 
 
-def unit_runs(mlp) -> list[Span]:
+def unit_runs(mlp: MLP) -> list[Span]:
     """An MLP's hidden units in runs of consecutive units that read the same subspaces (biases, read from ``one``,
     aside) and write the same ones (the hinges of one interpolant, the halves of one exact move), each named by its
     groups' labels without knot, sign and unit index (``hinge s@0.1`` -> ``hinge s``); a name that repeats gets its
     unit range. A unit's label in the run is its index in the MLP."""
-    layout = mlp.layout
-    w_in, w_out = _numpy(mlp.w_in), _numpy(mlp.w_out)
 
-    def touched(vector: np.ndarray) -> frozenset[str]:
-        blocks = (block for block in layout if block.name != BIAS)  # a knot at 0 has no bias, still the same run
-        return frozenset(block.name for block in blocks if np.any(vector[block.start : block.start + block.size]))
+    def touched(weights: torch.Tensor) -> frozenset[str]:
+        return frozenset(mlp.layout.touched(weights)) - {BIAS}  # a knot at 0 has no bias, still the same run
 
-    signatures = [(touched(w_in[:, unit]), touched(w_out[unit])) for unit in range(mlp.width)]
+    signatures = [(touched(mlp.w_in[:, unit]), touched(mlp.w_out[unit])) for unit in range(mlp.width)]
     labels = hidden_unit_labels(mlp)
     runs: list[Span] = []
     start = 0

@@ -16,14 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
-import torch
-
 from tfconstruct.constructions.attention import MultiHeadAttention
+from tfconstruct.constructions.mlp import BIAS
 from tfconstruct.constructions.model import Transformer
 from tfconstruct.constructions.residual import ResidualLayout
 
 Status = Literal["live", "stale"]
-BIAS = "one"
 
 
 @dataclass(frozen=True)
@@ -34,30 +32,21 @@ class Access:
     writes: frozenset[str]
 
 
-def _blocks(layout: ResidualLayout, coordinates: torch.Tensor) -> set[str]:
-    """The names of the blocks holding any of the coordinate indices ``coordinates``."""
-    touched = set(coordinates.tolist())
-    return {b.name for b in layout if any(c in touched for c in range(b.start, b.start + b.size))}
-
-
 def access(layer: object, layout: ResidualLayout) -> Access:
     """What ``layer`` (an attention layer or an MLP) reads and writes, by subspace name."""
     reads: set[str] = set()
     writes: set[str] = set()
     if isinstance(layer, MultiHeadAttention):
         for head in layer.heads:
-            qk, ov = head.qk.matrix, head.ov.matrix  # ov maps h_j to the head's output: out = h_j @ ov
-            reads |= _blocks(layout, torch.nonzero(qk.abs().sum(1)).flatten())
-            reads |= _blocks(layout, torch.nonzero(qk.abs().sum(0)).flatten())
-            reads |= _blocks(layout, torch.nonzero(ov.abs().sum(1)).flatten())
-            writes |= _blocks(layout, torch.nonzero(ov.abs().sum(0)).flatten())
+            qk, ov = head.qk.matrix.abs(), head.ov.matrix.abs()  # ov maps h_j to the head's output: h_j @ ov
+            reads.update(layout.touched(qk.sum(1)), layout.touched(qk.sum(0)), layout.touched(ov.sum(1)))
+            writes.update(layout.touched(ov.sum(0)))
             if head.keys is not None:
                 reads.add(head.keys)
         return Access(frozenset(reads), frozenset(writes))
     w_in, w_out = layer.w_in, layer.w_out
     for unit in range(w_in.shape[1]):
-        unit_reads = _blocks(layout, torch.nonzero(w_in[:, unit]).flatten())
-        unit_writes = _blocks(layout, torch.nonzero(w_out[unit]).flatten())
+        unit_reads, unit_writes = set(layout.touched(w_in[:, unit])), set(layout.touched(w_out[unit]))
         writes |= unit_writes
         if unit_writes - unit_reads:  # a unit that only feeds its own block back is a clear, not a use
             reads |= unit_reads

@@ -6,7 +6,8 @@ sublayer, the timeline (steps, phases, pseudocode lines), and per sublayer what 
 * attention: per head the scores $s_{ij} = h_i^\top W_{QK} h_j$, each score split into its block terms
   $h_i[a]^\top W_{QK}[a, b]\, h_j[b]$, the pattern $A_{ij}$ (with the key mask and the row sums), the values
   $W_{OV} h_j$ on the coordinates the head writes, the output $\sum_j A_{ij} W_{OV} h_j$, and the non-zero blocks
-  of $W_{QK}$ and $W_{OV}$ (each drawn on its own colour scale);
+  of $W_{QK}$ and $W_{OV}$ (the tutorials' heat-map panels, :func:`~tfconstruct.verify.plots.head_matrices`, each
+  drawn on its own colour scale);
 * MLP: the interpolants it computes (target, knots, the values its input takes on the example) and its exact moves
   as statements (``v <- next``, ``u <- 0``), read off the unit groups' weights.
 
@@ -20,27 +21,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from tfconstruct.constructions.attention import MultiHeadAttention
+from tfconstruct.constructions.attention import AttentionHead, MultiHeadAttention
 from tfconstruct.constructions.construction import TutorialExample
-from tfconstruct.constructions.mlp import MLP
+from tfconstruct.constructions.mlp import BIAS, MLP
+from tfconstruct.constructions.model import Trace
 from tfconstruct.constructions.residual import ResidualLayout
 
-from .access import BIAS, access, slot_status
+from ..plots import WeightMatrix, head_matrices, mlp_matrices
+from .access import access, slot_status
 from .timeline import pseudocode_line, split_hook, steps
 
 BROADCAST_SPREAD = 1e-9  # a block whose tokens differ by less than this (relative) at every point is shown once
 CURVE_POINTS = 240
 
 
-def lesson_data(key: str, example: TutorialExample) -> dict[str, Any]:
-    """The page data of one example (a batch of one)."""
+def lesson_data(key: str, example: TutorialExample, trace: Trace) -> dict[str, Any]:
+    """The page data of one example (a batch of one) from ``trace``, its forward pass (:func:`forward`)."""
     model, layout = example.model, example.model.layout
-    if example.stream.ndim != 3 or example.stream.shape[0] != 1:
-        raise ValueError(
-            f"explorer {key!r}: the example stream must be a batch of one, got {tuple(example.stream.shape)}"
-        )
-    with torch.no_grad():
-        trace = model(example.stream, trace=True)
     streams = [s[0] for s in trace.streams]
     roles = dict(example.roles)
     return {
@@ -66,6 +63,16 @@ def lesson_data(key: str, example: TutorialExample) -> dict[str, Any]:
             for k, (hook, layer) in enumerate(zip(model.names, model.layers))
         ],
     }
+
+
+def forward(key: str, example: TutorialExample) -> Trace:
+    """The example's forward pass, every stream kept (the stream must be a batch of one)."""
+    if example.stream.ndim != 3 or example.stream.shape[0] != 1:
+        raise ValueError(
+            f"explorer {key!r}: the example stream must be a batch of one, got {tuple(example.stream.shape)}"
+        )
+    with torch.no_grad():
+        return example.model(example.stream, trace=True)
 
 
 def _broadcast(streams: list[torch.Tensor], start: int, size: int) -> bool:
@@ -99,38 +106,29 @@ def _sublayer(
     }
     if isinstance(layer, MultiHeadAttention):
         scale = 1.0 / len(layer.heads) if layer.combine == "average" else 1.0
-        entry["heads"] = [_head(head, layout, before, scale) for head in layer.heads]
+        entry["heads"] = [_head(head, m, layout, before, scale) for m, head in enumerate(layer.heads)]
     elif isinstance(layer, MLP):
         entry["moves"] = _moves(layer, layout)
-        entry["weights"] = _mlp_blocks(layer, layout)
+        entry["weights"] = [piece for matrix in mlp_matrices(layer) for piece in _pieces(matrix)]
     return entry
 
 
-def _coordinates(layout: ResidualLayout, index: list[int]) -> list[str]:
-    labels = layout.labels()
-    return [labels[i] for i in index]
+def _pieces(matrix: WeightMatrix) -> list[dict]:
+    """The non-zero blocks of ``matrix`` (the tutorials' heat-map panels), each with its own entries."""
+    return [
+        {
+            "matrix": matrix.plain,
+            "rows": list(rows.labels),
+            "cols": list(cols.labels),
+            "row_block": rows.name,
+            "col_block": cols.name,
+            "z": matrix.values[rows.start : rows.stop, cols.start : cols.stop].tolist(),
+        }
+        for rows, cols in matrix.blocks()
+    ]
 
 
-def _nonzero_blocks(matrix: torch.Tensor, rows: ResidualLayout, cols: ResidualLayout) -> list[dict]:
-    """The non-zero (row block, column block) pieces of a ``(D, D)`` matrix, each with its own entries."""
-    found = []
-    for r in rows:
-        for c in cols:
-            piece = matrix[r.slice, c.slice]
-            if bool(piece.abs().max() > 0):
-                found.append(
-                    {
-                        "rows": r.labels(),
-                        "cols": c.labels(),
-                        "row_block": r.name,
-                        "col_block": c.name,
-                        "z": piece.tolist(),
-                    }
-                )
-    return found
-
-
-def _head(head: Any, layout: ResidualLayout, before: torch.Tensor, scale: float) -> dict:
+def _head(head: AttentionHead, index: int, layout: ResidualLayout, before: torch.Tensor, scale: float) -> dict:
     h = before.unsqueeze(0)
     scores = head.scores(h)[0]
     pattern = head.pattern(h)[0] * scale
@@ -139,12 +137,18 @@ def _head(head: Any, layout: ResidualLayout, before: torch.Tensor, scale: float)
     ov = head.ov.matrix
     written = torch.nonzero(ov.abs().sum(0)).flatten().tolist()
     values = (before @ ov)[:, written]
-    qk = head.qk.matrix
-    terms = []
-    for piece in _nonzero_blocks(qk, layout, layout):
-        a, b = layout[piece["row_block"]], layout[piece["col_block"]]
-        term = before[:, a.slice] @ qk[a.slice, b.slice] @ before[:, b.slice].T
-        terms.append({"label": f"{a.name}_i . {b.name}_j", "z": term.tolist()})
+    qk_weights, ov_weights = head_matrices(head, head.label or f"head {index}")
+    terms = [
+        {
+            "label": f"{rows.name}_i . {cols.name}_j",
+            "z": (
+                before[:, rows.start : rows.stop] @ head.qk.matrix[rows.start : rows.stop, cols.start : cols.stop]
+                @ before[:, cols.start : cols.stop].T
+            ).tolist(),
+        }
+        for rows, cols in qk_weights.blocks()
+    ]  # fmt: skip
+    labels = layout.labels()
     return {
         "label": head.label,
         "scoring": head.scoring,
@@ -155,11 +159,11 @@ def _head(head: Any, layout: ResidualLayout, before: torch.Tensor, scale: float)
         "pattern": pattern.tolist(),
         "keys": keys.tolist(),
         "row_sums": pattern.sum(1).tolist(),
-        "written": _coordinates(layout, written),
+        "written": [labels[i] for i in written],
         "values": values.tolist(),
         "output": (pattern @ values).tolist(),
-        "qk": _nonzero_blocks(qk, layout, layout),
-        "ov": _nonzero_blocks(ov, layout, layout),
+        "qk": _pieces(qk_weights),
+        "ov": _pieces(ov_weights),
     }
 
 
@@ -220,8 +224,8 @@ def _moves(layer: MLP, layout: ResidualLayout) -> list[str]:
     statements: list[str] = []
     for group in layer.groups:
         units = slice(group.start, group.start + group.size)
-        reads = _block_names(layout, layer.w_in[:, units].abs().sum(1)) - {BIAS}
-        writes = _block_names(layout, layer.w_out[units].abs().sum(0))
+        reads = set(layout.touched(layer.w_in[:, units].abs().sum(1))) - {BIAS}
+        writes = set(layout.touched(layer.w_out[units].abs().sum(0)))
         if not writes:  # a unit group whose output weights are all zero adds nothing
             continue
         if writes == reads:
@@ -235,32 +239,3 @@ def _moves(layer: MLP, layout: ResidualLayout) -> list[str]:
         if text not in statements:
             statements.append(text)
     return statements
-
-
-def _block_names(layout: ResidualLayout, weight_per_coordinate: torch.Tensor) -> set[str]:
-    touched = torch.nonzero(weight_per_coordinate).flatten().tolist()
-    return {b.name for b in layout if any(b.start <= c < b.start + b.size for c in touched)}
-
-
-def _mlp_blocks(layer: MLP, layout: ResidualLayout) -> list[dict]:
-    """``W_in`` and ``W_out`` by residual block: for each block the MLP reads (writes), its rows (columns) on the
-    units that touch it, each piece on its own colour scale."""
-    labels = [f"{group.label}[{u}]" for group in layer.groups for u in range(group.size)]
-    pieces = []
-    for block in layout:
-        w_in = layer.w_in[block.slice]
-        units = torch.nonzero(w_in.abs().sum(0)).flatten().tolist()
-        if units:
-            pieces.append(
-                {"rows": block.labels(), "cols": [labels[u] for u in units], "row_block": block.name,
-                 "col_block": "units reading it", "z": w_in[:, units].tolist(), "side": "in"}
-            )  # fmt: skip
-    for block in layout:
-        w_out = layer.w_out[:, block.slice]
-        units = torch.nonzero(w_out.abs().sum(1)).flatten().tolist()
-        if units:
-            pieces.append(
-                {"rows": [labels[u] for u in units], "cols": block.labels(), "row_block": "units writing it",
-                 "col_block": block.name, "z": w_out[units].tolist(), "side": "out"}
-            )  # fmt: skip
-    return pieces

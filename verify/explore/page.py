@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from tfconstruct.constructions.construction import TutorialExample
 
-from .data import lesson_data
+from .data import forward, lesson_data
 from .reference import checkpoints, width_study
 
 
@@ -31,8 +31,9 @@ def plotly_bundle() -> str:
 
 def page_data(key: str, example: TutorialExample) -> dict[str, Any]:
     """Everything the page shows (see :mod:`.data` and :mod:`.reference`)."""
-    data = lesson_data(key, example)
-    data["checkpoints"] = checkpoints(example)
+    trace = forward(key, example)
+    data = lesson_data(key, example, trace)
+    data["checkpoints"] = checkpoints(example, trace)
     data["geometry"] = None if example.geometry is None else asdict(example.geometry)
     data["width"] = width_study(example)
     return data

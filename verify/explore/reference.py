@@ -71,10 +71,11 @@ def compared(checkpoint: Checkpoint, model: Transformer, trace: Trace) -> dict[s
     }
 
 
-def checkpoints(example: TutorialExample) -> list[dict[str, Any]]:
-    """Every checkpoint of ``example`` compared on its own forward pass."""
-    with torch.no_grad():
-        trace = example.model(example.stream, trace=True)
+def checkpoints(example: TutorialExample, trace: Trace | None = None) -> list[dict[str, Any]]:
+    """Every checkpoint of ``example`` compared on its forward pass (``trace``, computed here when not given)."""
+    if trace is None:
+        with torch.no_grad():
+            trace = example.model(example.stream, trace=True)
     return [compared(c, example.model, trace) for c in example.checkpoints]
 
 

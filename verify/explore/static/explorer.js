@@ -202,7 +202,7 @@
         const node = el("div", { class: "chart tiny" });
         row.append(node);
         const big = Math.max(...p.z.flat().map(Math.abs));
-        heatmap(node, p.z, p.cols, p.rows, p.row_block + " × " + p.col_block + " (max |w| " + fmt(big) + ")", { layout: { height: 200 + 14 * p.rows.length, width: 200 + 40 * p.cols.length } });
+        heatmap(node, p.z, p.cols, p.rows, p.matrix + " [" + p.row_block + " × " + p.col_block + "] (max |w| " + fmt(big) + ")", { layout: { height: 200 + 14 * p.rows.length, width: 200 + 40 * p.cols.length } });
       }
     });
     return details;
@@ -250,7 +250,7 @@
         renderHead(part, sub, sub.heads[chosen]);
       } else {
         if (sub.moves.length) part.append(el("h4", { text: "Unit groups, read as statements (exact ReLU pairs t = ReLU(t) − ReLU(−t))" }), el("ul", { class: "moves" }, ...sub.moves.map((m) => el("li", { text: m.replace("<-", "←") }))));
-        part.append(weights("W_in (rows: the residual block read, columns: its units) and W_out (rows: units, columns: the block written)", sub.weights));
+        part.append(weights("W_in (rows: residual coordinates read, columns: runs of hidden units) and W_out (rows: hidden units, columns: coordinates written)", sub.weights));
       }
     }
   }
