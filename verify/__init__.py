@@ -14,6 +14,7 @@ from .bound_check import (
     slack_table as slack_table,
 )
 from .conformance import FamilyCheckFailed as FamilyCheckFailed, check_family as check_family
+from .explore.timeline import count_numbered as count_numbered
 from .family import BenchmarkCase as BenchmarkCase, Family as Family
 from .plots import (
     plot_error_vs_depth as plot_error_vs_depth,

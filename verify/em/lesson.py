@@ -18,6 +18,7 @@ import torch
 from tfconstruct.constructions import Checkpoint, Geometry, PseudoLine, TutorialExample
 from tfconstruct.constructions.em.construction import tutorial_example
 
+from ..explore.timeline import count_numbered
 from . import reference
 
 VARIANCE = 1.0  # the example's beta = 1; a mismatch would show as an "exact" checkpoint off by more than round-off
@@ -36,8 +37,8 @@ def lesson(width: int | None = None) -> TutorialExample:
     """:func:`~tfconstruct.constructions.em.construction.tutorial_example` with its lesson (at ``width`` if given)."""
     example = tutorial_example() if width is None else tutorial_example(width=width)
     model, layout, stream = example.model, example.model.layout, example.stream[0]
-    data = tuple(int(t) for t in torch.nonzero(layout.read(stream, "is_data")[:, 0] > 0.5).flatten())
-    centroids = tuple(int(t) for t in torch.nonzero(layout.read(stream, "is_centroid")[:, 0] > 0.5).flatten())
+    data = tuple(torch.nonzero(layout.flagged(stream, "is_data")).flatten().tolist())
+    centroids = tuple(torch.nonzero(layout.flagged(stream, "is_centroid")).flatten().tolist())
     order = [centroids[k] for k in np.argsort([int(layout.read(stream, "cluster")[c].argmax()) for c in centroids])]
     points = layout.read(stream, "x")[list(data)].numpy()
     state = reference.initial_state(
@@ -45,7 +46,7 @@ def lesson(width: int | None = None) -> TutorialExample:
     )
     with torch.no_grad():
         trace = model(example.stream, trace=True)
-    iterations = sorted({int(h.split(".")[0][4:]) for h in model.names if h.endswith("estep.attn")})
+    iterations = range(count_numbered(model.names, "iter"))
     checkpoints = []
     tokens = stream.shape[0]
     for t in iterations:

@@ -182,7 +182,7 @@ def _function(domain: Any, layout: ResidualLayout, before: torch.Tensor) -> dict
     inputs = layout.read(before, domain.subspace)
     used = range(inputs.shape[0])
     if domain.tokens is not None:  # only the tokens whose result is used
-        used = torch.nonzero(layout.read(before, domain.tokens)[:, 0] > 0.5).flatten().tolist()
+        used = torch.nonzero(layout.flagged(before, domain.tokens)).flatten().tolist()
     holders: dict[float, list[int]] = {}
     for token in used:
         for value in inputs[token].tolist():

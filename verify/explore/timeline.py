@@ -50,6 +50,13 @@ def steps(hooks: list[str]) -> list[Step]:
     return found
 
 
+def count_numbered(hooks: list[str], prefix: str) -> int:
+    """How many distinct scopes ``<prefix><N>`` the hooks have: ``count_numbered(names, "component0.iter")`` is the
+    number of power steps of component 0, ``count_numbered(names, "iter")`` the iterations of EM."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)(\.|$)")
+    return len({found.group(1) for hook in hooks if (found := pattern.match(hook))})
+
+
 def pseudocode_line(lines: tuple[PseudoLine, ...], hook: str) -> int | None:
     """The index of the line covering sublayer ``hook`` (a line's phase matches itself and its sub-phases).
 

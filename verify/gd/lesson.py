@@ -11,6 +11,7 @@ import torch
 
 from tfconstruct.constructions import Checkpoint, PseudoLine, TutorialExample
 from tfconstruct.constructions.gd.regression import tutorial_example
+from tfconstruct.verify import count_numbered
 
 from . import reference
 
@@ -26,11 +27,11 @@ def lesson() -> TutorialExample:
     """:func:`~tfconstruct.constructions.gd.regression.tutorial_example` with its lesson."""
     example = tutorial_example()
     layout, stream = example.model.layout, example.stream[0]
-    data = tuple(int(t) for t in torch.nonzero(layout.read(stream, "is_data")[:, 0] > 0.5).flatten())
+    data = tuple(torch.nonzero(layout.flagged(stream, "is_data")).flatten().tolist())
     query = next(t for t in range(stream.shape[0]) if t not in data)
     X, y = layout.read(stream, "x")[list(data)].numpy(), layout.read(stream, "y")[list(data), 0].numpy()
     x_q = layout.read(stream, "x")[query].numpy()
-    steps = sum(1 for h in example.model.names if h.endswith(".gd"))
+    steps = count_numbered(example.model.names, "iter")
     path = reference.gradient_descent(X, y, x_q, ETA, steps)
     checkpoints = []
     for t in range(steps):

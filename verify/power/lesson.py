@@ -9,6 +9,7 @@ from dataclasses import replace
 from tfconstruct.constructions import Checkpoint, Geometry, PseudoLine, TutorialExample
 from tfconstruct.constructions.power.covariance import tutorial_example
 
+from ..explore.timeline import count_numbered
 from . import reference
 
 EXAMPLE_WIDTH = inspect.signature(tutorial_example).parameters["width"].default
@@ -31,10 +32,10 @@ def lesson(width: int | None = None) -> TutorialExample:
     points = layout.read(stream, "x").numpy()
     seed = layout.read(stream, "v")[0].numpy()
     sigma = reference.second_moment(points)
-    steps = sorted({h.split(".")[1] for h in example.model.names if h.startswith("component0.iter")})
-    path = reference.power_iteration(sigma, seed, len(steps))
+    steps = count_numbered(example.model.names, "component0.iter")
+    path = reference.power_iteration(sigma, seed, steps)
     checkpoints = []
-    for t in range(len(steps)):
+    for t in range(steps):
         exact_next = path.iterates[t + 1]
         checkpoints += [
             Checkpoint(
@@ -58,7 +59,7 @@ def lesson(width: int | None = None) -> TutorialExample:
     checkpoints.append(
         Checkpoint(
             "component0.finish.eigen",
-            f"λ = ⟨v, Σ̂v⟩ at v({len(steps)}) (numpy)",
+            f"λ = ⟨v, Σ̂v⟩ at v({steps}) (numpy)",
             [[float(v_last @ sigma @ v_last)]],
             subspace="eigenvalue0",
             tokens=(0,),

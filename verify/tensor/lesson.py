@@ -16,6 +16,7 @@ from tfconstruct.constructions import Checkpoint, Geometry, PseudoLine, Tutorial
 from tfconstruct.constructions.tensor import gmm
 from tfconstruct.constructions.tensor.in_tokens import tutorial_example
 
+from ..explore.timeline import count_numbered
 from . import reference
 
 PSEUDOCODE = (
@@ -33,31 +34,43 @@ def lesson() -> TutorialExample:
     layout, stream = example.model.layout, example.stream[0]
     k = layout.size("v")
     tensor = layout.read(stream, "tensor")[:k].numpy().reshape(k, k, k)
-    seeds = np.stack([layout.read(stream, "v")[0].numpy(), layout.read(stream, "seed1")[0].numpy()])
-    names = example.model.names
-    iterations = len({h.split(".")[1] for h in names if h.startswith("component0.iter")})
-    decomposition = reference.tensor_power_method(tensor, seeds, iterations)
-    checkpoints = []
-    for r in range(len(seeds)):
-        for t in range(iterations):
-            checkpoints.append(
-                Checkpoint(f"component{r}.iter{t}.overwrite", f"component {r}: v({t + 1}) (numpy), direction",
-                           decomposition.iterates[r, t + 1], subspace="v", tokens=(0,), compare="direction",
-                           exact=r == 0)
-            )  # fmt: skip
-        finish = [h for h in names if h.startswith(f"component{r}.finish.")][-1]
-        checkpoints.append(
-            Checkpoint(finish, f"λ_{r} (numpy)", [[decomposition.eigenvalues[r]]], subspace=f"eigenvalue{r}",
-                       tokens=(0,), exact=False)
-        )  # fmt: skip
+    seeds = _seeds(example)
+    decomposition = reference.tensor_power_method(tensor, seeds, count_numbered(example.model.names, "component0.iter"))
     weights, basis = np.linalg.eigh(tensor.reshape(k, k * k) @ tensor.reshape(k, k * k).T)
     fixed = {f"component {i + 1} of T": tuple(map(float, basis[:, -1 - i])) for i in range(k)}
     return replace(
         example,
         pseudocode=PSEUDOCODE,
-        checkpoints=tuple(checkpoints),
+        checkpoints=_power_checkpoints(example.model.names, decomposition, ""),
         geometry=Geometry(points="v", point_tokens=(0,), arrows=("v",), fixed=fixed),
     )
+
+
+def _seeds(example: TutorialExample) -> np.ndarray:
+    """The two components' seeds, as the example's input stream holds them (``v`` and ``seed1``)."""
+    layout, stream = example.model.layout, example.stream[0]
+    return np.stack([layout.read(stream, "v")[0].numpy(), layout.read(stream, "seed1")[0].numpy()])
+
+
+def _power_checkpoints(
+    hooks: list[str], decomposition: reference.PowerDecomposition, space: str
+) -> tuple[Checkpoint, ...]:
+    """Numpy's iterate after every power step of every component (direction; exact for the first component, whose
+    tensor is not yet deflated by an approximate eigenpair) and each eigenvalue after its component's last sublayer;
+    ``space`` names the iterates' coordinates in the labels (``"whitened "``)."""
+    found = []
+    for r, path in enumerate(decomposition.iterates):
+        found += [
+            Checkpoint(f"component{r}.iter{t}.overwrite", f"component {r}: {space}v({t + 1}) (numpy), direction",
+                       path[t + 1], subspace="v", tokens=(0,), compare="direction", exact=r == 0)
+            for t in range(len(path) - 1)
+        ]  # fmt: skip
+        finish = [h for h in hooks if h.startswith(f"component{r}.finish.")][-1]
+        found.append(
+            Checkpoint(finish, f"λ_{r} (numpy)", [[decomposition.eigenvalues[r]]], subspace=f"eigenvalue{r}",
+                       tokens=(0,), exact=False)
+        )  # fmt: skip
+    return tuple(found)
 
 
 GMM_PSEUDOCODE = (
@@ -71,24 +84,11 @@ def gmm_lesson() -> TutorialExample:
     """:func:`~tfconstruct.constructions.tensor.gmm.tutorial_example` with numpy's spectral method (the same samples
     and seeds, :func:`~tfconstruct.verify.tensor.reference.spectral_gmm`) beside every power step and the means."""
     example = gmm.tutorial_example()
-    layout, stream, names = example.model.layout, example.stream[0], example.model.names
+    names = example.model.names
     x, _ = gmm.tutorial_samples()
-    seeds = np.stack([layout.read(stream, "v")[0].numpy(), layout.read(stream, "seed1")[0].numpy()])
-    iterations = len({h.split(".")[1] for h in names if h.startswith("component0.iter")})
-    estimate = reference.spectral_gmm(x, len(seeds), seeds, iterations)
-    checkpoints = []
-    for r in range(len(seeds)):
-        for t in range(iterations):
-            checkpoints.append(
-                Checkpoint(f"component{r}.iter{t}.overwrite", f"component {r}: whitened v({t + 1}) (numpy), direction",
-                           estimate.decomposition.iterates[r, t + 1], subspace="v", tokens=(0,),
-                           compare="direction", exact=r == 0)
-            )  # fmt: skip
-        finish = [h for h in names if h.startswith(f"component{r}.finish.")][-1]
-        checkpoints.append(
-            Checkpoint(finish, f"λ_{r} (numpy)", [[estimate.decomposition.eigenvalues[r]]],
-                       subspace=f"eigenvalue{r}", tokens=(0,), exact=False)
-        )  # fmt: skip
+    seeds = _seeds(example)
+    estimate = reference.spectral_gmm(x, len(seeds), seeds, count_numbered(names, "component0.iter"))
+    checkpoints = list(_power_checkpoints(names, estimate.decomposition, "whitened "))
     checkpoints += [
         Checkpoint("unwhiten", f"mean μ_{r} (numpy spectral method)", estimate.means[r][None], subspace=f"mean{r}",
                    tokens=(0,), exact=False)
