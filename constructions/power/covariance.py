@@ -40,7 +40,6 @@ from ..attention import AttentionHead, MultiHeadAttention
 from ..checks import as_batch, integer_in
 from ..construction import TutorialExample
 from ..gadgets import EXACT_SCORINGS, ExactScoring, InverseSqrt, NormalisationDomain, signed_heads
-from ..lesson import Role
 from ..residual import DEFAULT_DTYPE, ResidualLayout
 from ..weights import Bilinear, LinearMap
 from .engine import EngineOptions, NamedLayers, PowerConstruction, PowerResult
@@ -255,18 +254,6 @@ class PowerIteration(PowerConstruction):
 #: the eigenvalue read-out is within a few tenths of a percent (at $M = 4$ it was 27 % high).
 TUTORIAL_WIDTH = DEFAULT_OPTIONS["width"]
 TUTORIAL_DOMAIN = NormalisationDomain(0.1, 10.0)
-TUTORIAL_ROLES: dict[str, Role] = {
-    "x": "input",
-    "one": "input",
-    "v": "state",
-    "u": "scratch",
-    "norm_sq": "scratch",
-    "inv_norm": "scratch",
-    "next": "scratch",
-    "component0": "result",
-    "weighted0": "result",
-    "eigenvalue0": "result",
-}
 
 
 def tutorial_example(*, width: int = TUTORIAL_WIDTH) -> TutorialExample:
@@ -341,5 +328,9 @@ The norm's share of the error is at most $(1 + \delta_M)^2 - 1 = {(1 + delta) **
 $(\lambda_2/\lambda_1)^{{2J}}$.
 """
     return TutorialExample(
-        "Power iteration: two steps in two dimensions", construction.model, stream, notes, roles=TUTORIAL_ROLES
+        "Power iteration: two steps in two dimensions",
+        construction.model,
+        stream,
+        notes,
+        roles={"x": "input", **construction.roles()},
     )

@@ -78,6 +78,7 @@ from ..gadgets import (
     signed_heads,
     squared_norm_head,
 )
+from ..lesson import Role
 from ..mlp import MLPBuilder
 from ..model import Sublayer, Trace, Transformer
 from ..moves import clear, copy, replace
@@ -248,6 +249,22 @@ class DeflatedPowerIteration:
             block for j in range(r) for block in ((f"component{j}", k), (f"weighted{j}", k), (f"eigenvalue{j}", 1))
         ]
         return blocks
+
+    def roles(self) -> dict[str, Role]:
+        """What the engine's own blocks are to a reader (:mod:`~tfconstruct.constructions.lesson`): ``one`` and the
+        later seeds are input, ``v`` the state, the per-step values scratch, each component's vector, weighted vector
+        and eigenvalue results. The contraction's blocks are left to the construction that chose it."""
+        contraction = {name for name, _ in self.contraction.blocks(self.components)}
+        results = ("component", "weighted", "eigenvalue")
+        found: dict[str, Role] = {}
+        for name, _ in self._blocks():
+            if name in contraction:
+                continue
+            if name == "one" or name.startswith("seed"):
+                found[name] = "input"
+            else:
+                found[name] = "state" if name == "v" else "result" if name.startswith(results) else "scratch"
+        return found
 
     def _model(self) -> Transformer:
         """Repeated steps reuse the same sublayer objects (as ``block * L`` does): memory grows with $R$, not $RJ$."""
@@ -533,6 +550,10 @@ class PowerConstruction(Construction):
     def readout(self, stream: torch.Tensor) -> PowerResult:
         r"""$(\lambda_j, v_j)$ from token 0 of the final stream."""
         return self.engine.readout(stream)
+
+    def roles(self) -> dict[str, Role]:
+        """The roles of the engine's blocks (:meth:`DeflatedPowerIteration.roles`)."""
+        return self.engine.roles()
 
     def trajectory(self, stream: torch.Tensor, *, outside: Literal["raise", "record"] = "raise") -> PowerTrajectory:
         """Every iterate and normaliser input of one forward pass (:meth:`DeflatedPowerIteration.trajectory`)."""

@@ -24,7 +24,6 @@ import torch
 from ..checks import as_batch, integer_in, positive
 from ..construction import TutorialExample
 from ..gadgets import InverseSqrt, NormalisationDomain
-from ..lesson import Role
 from ..model import Trace
 from ..power.engine import PowerResult, default_seeds
 from .codes import CodeKind
@@ -199,17 +198,6 @@ exact power method; only $\lVert v\rVert$ carries the hinge error $\delta \le \t
 """
 
 
-TUTORIAL_ROLES: dict[str, Role] = {
-    **dict.fromkeys(
-        ("data", "position", "moment", "whiten_row", "unwhiten_row", "coordinate", "one", "seed1"), "input"
-    ),
-    **dict.fromkeys(("product", "gram_v", "u", "norm_sq", "inv_norm", "next", "overlap"), "scratch"),
-    "v": "state",
-    **dict.fromkeys(("mean0", "mean1", "component0", "weighted0", "eigenvalue0"), "result"),
-    **dict.fromkeys(("component1", "weighted1", "eigenvalue1"), "result"),
-}
-
-
 def tutorial_samples() -> tuple[np.ndarray, np.ndarray]:
     """The tutorial's $n = 12$ samples ``(12, 2)`` and the two means they are drawn around ``(2, 2)``."""
     rng = np.random.default_rng(0)
@@ -252,7 +240,12 @@ def tutorial_example() -> TutorialExample:
         construction.model,
         stream,
         tutorial_notes(construction, comparison),
-        roles=TUTORIAL_ROLES,
+        roles={
+            **dict.fromkeys(("data", "position", "moment", "whiten_row", "unwhiten_row", "coordinate"), "input"),
+            **dict.fromkeys(("product", "gram_v"), "scratch"),
+            **dict.fromkeys(("mean0", "mean1"), "result"),
+            **construction.roles(),
+        },
     )
 
 

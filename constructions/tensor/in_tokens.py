@@ -21,7 +21,6 @@ from ..attention import AttentionHead
 from ..checks import as_batch, integer_in
 from ..construction import TutorialExample
 from ..gadgets import ExactScoring, NormalisationDomain, signed_heads
-from ..lesson import Role
 from ..power.engine import EngineOptions, NamedLayers, PowerConstruction, default_seeds
 from ..residual import ResidualLayout
 from ..weights import Bilinear, LinearMap
@@ -177,27 +176,6 @@ def _check_symmetric(tensor: torch.Tensor) -> None:
             )
 
 
-TUTORIAL_ROLES: dict[str, Role] = {
-    "tensor": "input",
-    "index": "input",
-    "own": "scratch",
-    "one": "input",
-    "v": "state",
-    "u": "scratch",
-    "norm_sq": "scratch",
-    "inv_norm": "scratch",
-    "next": "scratch",
-    "overlap": "scratch",
-    "seed1": "input",
-    "component0": "result",
-    "weighted0": "result",
-    "eigenvalue0": "result",
-    "component1": "result",
-    "weighted1": "result",
-    "eigenvalue1": "result",
-}
-
-
 def tutorial_example() -> TutorialExample:
     r"""Both components of a $2\times2\times2$ odeco tensor: 2 iterations each, $M = 16$, one Newton step; the notes
     give the eigenvalues read out beside the true ones and numpy's power method."""
@@ -261,7 +239,11 @@ $\hat\lambda_1 = \lVert\hat v_1\rVert^3\,T_1(\hat v_1/\lVert\hat v_1\rVert, \dot
 $1 - \lVert\hat v_1\rVert^3$: the norm error `component1` keeps after its Newton step is not divided out.
 """
     return TutorialExample(
-        "Cubic tensor power iteration (tensor in tokens)", construction.model, stream, notes, roles=TUTORIAL_ROLES
+        "Cubic tensor power iteration (tensor in tokens)",
+        construction.model,
+        stream,
+        notes,
+        roles={"tensor": "input", "index": "input", "own": "scratch", **construction.roles()},
     )
 
 
