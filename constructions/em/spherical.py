@@ -105,7 +105,7 @@ from ..piecewise import PiecewiseLinear, geometric_knots
 from ..residual import ResidualLayout
 from ..weights import Bilinear, LinearMap
 from .layers import points_and_means
-from .two_block import MASK_MARGIN, MIN_MASK_MARGIN, SCORE_LIMIT, gate, initial_weights
+from .two_block import MASK_MARGIN, MIN_MASK_MARGIN, SCORE_LIMIT, gate, initial_weights, m_step_heads
 
 
 def spherical_layout(dim: int, components: int) -> ResidualLayout:
@@ -171,19 +171,8 @@ def m_step_block(layout: ResidualLayout, mask: float, radius: float, log_pi: Pie
     ``b``, ``c`` $\leftarrow 0$ (4), ``c`` $\mathrel{+}= \hat\ell(\pi^+)$ ($M + 2$).
     """
     dim = layout.size("x")
-    means = AttentionHead(
-        Bilinear(layout).add("e", "lw").add("one", "fp", -mask),
-        LinearMap(layout).add("x", "smu").add("xx", "sv", 1.0 / dim),
-        scoring="softmax",
-        label="weighted means of x and |x|^2/d",
-    )
-    weights = AttentionHead(
-        Bilinear(layout).add("e", "w"),
-        LinearMap(layout).add("one", "spi"),
-        scoring="relu",
-        keys="fd",
-        label="mean responsibility",
-    )
+    values = LinearMap(layout).add("x", "smu").add("xx", "sv", 1.0 / dim)
+    means, weights = m_step_heads(layout, mask, values, "weighted means of x and |x|^2/d")
     mlp = gate(clear(MLPBuilder(layout, "M-step: write mu, pi, log pi"), "mu"), "smu", "mu", "fd", 2.0 * radius)
     for name in ("w", "lw", "a", "b", "c"):
         clear(mlp, name)

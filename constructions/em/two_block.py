@@ -183,19 +183,7 @@ def m_step_block(
     $[-R, R]$, error in $[0, R^2/M^2]$ per coordinate ($d(M+1) + 1$ units). On data tokens $c$ is
     $\log\pi_{floor} - \tfrac12\sum_a\hat q(\bar x_a) \le 0$: garbage, masked by $-B$ in the next E-step.
     """
-    means = AttentionHead(
-        Bilinear(layout).add("e", "lw").add("one", "fp", -mask),
-        LinearMap(layout).add("x", "smu"),
-        scoring="softmax",
-        label="weighted means",
-    )
-    weights = AttentionHead(
-        Bilinear(layout).add("e", "w"),
-        LinearMap(layout).add("one", "spi"),
-        scoring="relu",
-        keys="fd",
-        label="mean responsibility",
-    )
+    means, weights = m_step_heads(layout, mask, LinearMap(layout).add("x", "smu"), "weighted means")
     mlp = gate(clear(MLPBuilder(layout, "M-step: write mu, pi, c"), "mu"), "smu", "mu", "fd", 2.0 * radius)
     clear(clear(clear(replace(clear(mlp, "smu"), "spi", "pi"), "w"), "lw"), "c")
     log_pi.add_to(mlp, "spi", "c", anchor="right", parameter="weight_floor", tokens="fp")
@@ -215,6 +203,21 @@ class TwoBlockReadout:
     means: torch.Tensor
     weights: torch.Tensor
     responsibilities: torch.Tensor | None = None
+
+
+def m_step_heads(layout: ResidualLayout, mask: float, values: LinearMap, label: str) -> list[AttentionHead]:
+    r"""The M-step's two heads on the two-block layout (:func:`m_step_block`; SphericalEM's adds $\|x\|^2/d$ to the
+    means head's ``values``): the means head (softmax, score $\hat\ell(w_{ik}) - B\,fp_j$) and the weights head
+    (ReLU, key mask ``fd``, score $w_{ik}$, value ``one`` $\to$ ``spi``)."""
+    means = AttentionHead(Bilinear(layout).add("e", "lw").add("one", "fp", -mask), values, "softmax", label)
+    weights = AttentionHead(
+        Bilinear(layout).add("e", "w"),
+        LinearMap(layout).add("one", "spi"),
+        scoring="relu",
+        keys="fd",
+        label="mean responsibility",
+    )
+    return [means, weights]
 
 
 def initial_weights(
